@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Build the Isobar lab base image: a minimal Debian 12 root (debootstrap) imported into Docker.
+# The image tag is a hash of this file, so editing the recipe is what triggers a rebuild.
+# Usage: build-rootfs.sh <image:tag> [mirror]
+set -euo pipefail
+
+image="${1:?usage: build-rootfs.sh <image:tag> [mirror]}"
+mirror="${2:-http://deb.debian.org/debian}"
+suite=bookworm
+# What a freshly installed Debian 12 VM with Ansible prerequisites has; nothing pipeline-specific.
+packages=python3,python3-apt,sudo,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,gnupg
+
+rootfs="$(mktemp -d /var/tmp/isobar-rootfs.XXXXXX)"
+trap 'rm -rf "$rootfs"' EXIT
+
+echo "debootstrap $suite from $mirror into $rootfs"
+if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
+  tail -n 20 "$rootfs.log" >&2
+  echo "debootstrap failed: is the Debian mirror $mirror reachable?" >&2
+  rm -f "$rootfs.log"
+  exit 1
+fi
+rm -f "$rootfs.log"
+
+# Units that have nothing to do in a container and only add noise or failures at boot.
+for unit in getty@tty1.service console-getty.service systemd-remount-fs.service \
+            systemd-firstboot.service sys-kernel-config.mount sys-kernel-debug.mount; do
+  ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+done
+# A stable machine-id is generated per container at first boot.
+: >"$rootfs/etc/machine-id"
+# Keep the image small: apt lists and caches are refreshed by the base role.
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
+
+tar --numeric-owner -C "$rootfs" -c . | docker import \
+  --change 'CMD ["/lib/systemd/systemd"]' \
+  --change 'ENV container=docker' \
+  - "$image"
+echo "imported $image"
