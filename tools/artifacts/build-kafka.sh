@@ -56,10 +56,15 @@ if [[ -f $ARCHIVE && -f $PROV ]] && [[ $(sha256sum "$ARCHIVE" | cut -d' ' -f1) =
   log "$ARCHIVE was built meanwhile"; exit 0
 fi
 
+# Temp files live next to their final names (same filesystem: the rename is atomic). Remove those
+# a killed earlier run left behind; the lock above means no other build of $NAME is writing them.
+rm -f "$STORE_DIR/.$NAME.tgz.tmp."* "$STORE_DIR/.$NAME.tgz.provenance.json.tmp."*
 TMP_ARCHIVE=$STORE_DIR/.$NAME.tgz.tmp.$$
-TMP_PROV=$PROV.tmp.$$
+TMP_PROV=$STORE_DIR/.$NAME.tgz.provenance.json.tmp.$$
 cleanup() { rm -f "$TMP_ARCHIVE" "$TMP_PROV"; }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 MVN=(mvn -B -q -f "$POM" -Dstyle.color=never -Dkafka.version="$VERSION")
 [[ -n ${MAVEN_REPO_LOCAL:-} ]] && MVN+=(-Dmaven.repo.local="$MAVEN_REPO_LOCAL")
