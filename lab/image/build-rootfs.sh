@@ -22,6 +22,13 @@ if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mi
 fi
 rm -f "$rootfs.log"
 
+# The sources of an installed Debian 12 (debootstrap only writes the main suite).
+cat >"$rootfs/etc/apt/sources.list" <<SOURCES
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb ${mirror%/debian}/debian-security $suite-security main
+SOURCES
+
 # Units that have nothing to do in a container and only add noise or failures at boot.
 for unit in getty@tty1.service console-getty.service systemd-remount-fs.service \
             systemd-firstboot.service sys-kernel-config.mount sys-kernel-debug.mount; do
