@@ -71,7 +71,7 @@ tool() {  # run a Kafka command-line class; tools log WARN+ to stderr only
 }
 has_class() { local j; for j in "$D"/libs/kafka*.jar; do unzip -Z1 "$j" "${1//.//}.class" >/dev/null 2>&1 && return 0; done; return 1; }
 CONFIG_CMD=org.apache.kafka.tools.ConfigCommand
-has_class $CONFIG_CMD || CONFIG_CMD=kafka.admin.ConfigCommand   # moved to kafka-tools in 4.2
+has_class $CONFIG_CMD || CONFIG_CMD=kafka.admin.ConfigCommand   # 4.1.1: kafka.admin (core); 4.4.0: kafka-tools
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 for p in "$PORT" "$CPORT"; do port_in_use "$p" && fail "port $p on $HOST is already in use"; done
@@ -249,7 +249,7 @@ ssl.truststore.type=PEM
 ssl.truststore.location=$P/ca.pem
 EOF
 }
-# 4.2+ (KIP-1147) name the client config file --command-config and deprecate
+# Newer console tools (4.4.0; not 4.1.1) name the client config file --command-config and deprecate
 # --producer.config/--consumer.config; older tools only know the latter.
 PCONF=--producer.config
 CCONF=--consumer.config
