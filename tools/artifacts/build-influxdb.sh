@@ -71,7 +71,7 @@ fi
 START=$(date +%s)
 
 # --- build prerequisites ---------------------------------------------------------
-check_debian_packages() {
+missing_debian_packages() {
   local missing=()
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkgconf)      # real pkg-config, used by influxdata/pkg-config
   command -v gcc        >/dev/null 2>&1 || missing+=(gcc)          # cgo + cc crate
@@ -80,17 +80,23 @@ check_debian_packages() {
   command -v gzip       >/dev/null 2>&1 || missing+=(gzip)
   command -v flock      >/dev/null 2>&1 || missing+=(util-linux)
   command -v sha256sum  >/dev/null 2>&1 || missing+=(coreutils)
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  echo "build-influxdb: missing Debian packages: ${missing[*]}" >&2
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    log "installing: ${missing[*]}"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-  else
-    die "install them first: sudo apt-get install ${missing[*]}"
-  fi
+  echo "${missing[*]}"
 }
-check_debian_packages
+need_pkgs=$(missing_debian_packages)
+if [[ -n $need_pkgs ]]; then
+  echo "build-influxdb: missing Debian packages: $need_pkgs" >&2
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing with apt-get: $need_pkgs"
+    apt-get update || die "apt-get update failed"
+    # shellcheck disable=SC2086  # word splitting intended: one package per word
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need_pkgs \
+      || die "apt-get could not install: $need_pkgs"
+    need_pkgs=$(missing_debian_packages)
+    [[ -z $need_pkgs ]] || die "still missing after apt-get: $need_pkgs"
+  else
+    die "install them first: sudo apt-get install $need_pkgs"
+  fi
+fi
 
 export RUSTUP_TOOLCHAIN=${RUSTUP_TOOLCHAIN:-stable}
 export RUSTUP_AUTO_INSTALL=0       # never let rustup download a toolchain
@@ -127,6 +133,10 @@ if up_to_date; then
   echo "build-influxdb: $ARCHIVE_PATH was built by a concurrent run"
   exit 0
 fi
+
+# leftovers of a run killed hard (SIGKILL/power loss) while holding the lock
+rm -f "$STORE_DIR/.$ARCHIVE".tmp.* "$STORE_DIR/.$ARCHIVE".provenance.json.tmp.*
+rm -rf "$GOCACHE"/pkgconfig/github.com/influxdata/flux@*.tmp.*
 
 TMP_FILES=()
 cleanup() { local f; for f in "${TMP_FILES[@]}"; do rm -rf -- "$f"; done; }

@@ -124,7 +124,9 @@ run() {  # $1 = http|https
 
   log "[$scheme] starting influxd on 127.0.0.1:$port"
   # run from the run dir with no INFLUXD_* variables, so no stray config is picked up
-  (cd "$dir" && exec env $(env | sed -n 's/^\(INFLUXD_[A-Z_]*\)=.*/-u \1/p') "$INFLUXD" \
+  local unset_env=() v
+  for v in $(compgen -e); do [[ $v == INFLUXD_* ]] && unset_env+=(-u "$v"); done
+  (cd "$dir" && exec env "${unset_env[@]}" "$INFLUXD" \
       --http-bind-address "127.0.0.1:$port" \
       --bolt-path "$dir/influxd.bolt" \
       --sqlite-path "$dir/influxd.sqlite" \
@@ -133,8 +135,8 @@ run() {  # $1 = http|https
       "${tls_args[@]}" > "$dir/influxd.log" 2>&1) &
   INFLUXD_PID=$!
 
-  local health= i
-  for i in $(seq 1 120); do
+  local health=''
+  for _ in $(seq 1 120); do
     kill -0 "$INFLUXD_PID" 2>/dev/null || die "[$scheme] influxd exited during startup"
     if health=$(curl -fsS "${curl_tls[@]}" "$url/health" 2>/dev/null); then break; fi
     sleep 0.5
