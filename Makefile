@@ -1,0 +1,81 @@
+# Isobar - the two commands of the README:
+#   make lab    set up everything on a fresh machine and deploy the pipeline on the local Docker lab
+#   make test   lint, unit tests, module integration tests, Molecule scenarios
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+ISOBAR_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/isobar
+export ISOBAR_CACHE
+# build: artifacts from the package registries into the local store (works offline from the
+# download sites); upstream: the hosts download the official archives (needs internet access).
+ISOBAR_ARTIFACT_SOURCE ?= build
+export ISOBAR_ARTIFACT_SOURCE
+INVENTORY ?= inventories/lab
+MOLECULE_SCENARIOS ?= --all
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt
+	@echo "==> Python toolchain: $(VENV) from requirements.txt"
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ needed"'
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian, apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(BIN)/.installed ## Create the project virtualenv (pinned toolchain)
+
+.PHONY: engine
+engine: venv ## Install and start the Docker engine, build the lab base image
+	ansible-playbook lab/engine.yml
+
+.PHONY: artifacts
+artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE
+	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE)
+
+.PHONY: lab
+lab: venv artifacts ## From zero: toolchain, engine, image, artifacts, lab hosts, then site.yml
+	ansible-playbook lab/create.yml -i $(INVENTORY)
+	ansible-playbook site.yml -i $(INVENTORY)
+	ansible-playbook lab/info.yml -i $(INVENTORY)
+
+.PHONY: lab-destroy
+lab-destroy: venv ## Remove the lab hosts and their network (keeps the image and the artifact store)
+	ansible-playbook lab/destroy.yml -i $(INVENTORY)
+
+.PHONY: lint
+lint: venv ## yamllint + ansible-lint (production profile)
+	yamllint --strict .
+	ansible-lint --profile production
+
+.PHONY: test-unit
+test-unit: venv ## Unit tests (no servers)
+	pytest tests/unit
+
+.PHONY: test-integration
+test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB started locally from the store
+	pytest tests/integration
+
+.PHONY: test-molecule
+test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation)
+	molecule test $(MOLECULE_SCENARIOS)
+
+.PHONY: test
+test: lint test-unit test-integration test-molecule ## Everything CI runs
+
+.PHONY: lock
+lock: ## Regenerate requirements.txt from requirements.in in a scratch venv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo "# Pinned lock of requirements.in for Python 3.11 (regenerate: make lock)"; \
+	  .lock-venv/bin/pip freeze --all | grep -vE '^(pip|setuptools|wheel)=='; } > requirements.txt
+	rm -rf .lock-venv

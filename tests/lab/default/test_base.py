@@ -1,0 +1,37 @@
+"""Every lab host: base and pki roles (firewall, time zone, journald, certificates)."""
+
+testinfra_hosts = ["ansible://all"]
+
+
+def test_systemd_is_pid1(host):
+    assert host.process.get(pid=1).comm == "systemd"
+
+
+def test_firewall_drops_by_default(host):
+    ruleset = host.check_output("nft list table inet isobar")
+    assert "policy drop" in ruleset
+    assert host.service("nftables").is_enabled
+
+
+def test_time_zone(host):
+    assert host.file("/etc/localtime").is_symlink
+    assert host.file("/etc/timezone").content_string.strip() == "Etc/UTC"
+
+
+def test_journald_is_capped(host):
+    conf = host.file("/etc/systemd/journald.conf.d/60-isobar.conf")
+    assert conf.exists and "SystemMaxUse=" in conf.content_string
+
+
+def test_host_key_is_private(host):
+    key = host.file("/etc/isobar/pki/host.key")
+    assert key.user == "root" and key.mode == 0o600
+
+
+def test_host_certificate_verifies_against_ca(host):
+    out = host.run("openssl verify -CAfile /etc/isobar/pki/ca.crt /etc/isobar/pki/host.crt")
+    assert out.rc == 0, out.stderr
+
+
+def test_ca_is_in_system_trust(host):
+    assert host.file("/etc/ssl/certs/isobar-ca.pem").exists
