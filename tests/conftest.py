@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Session fixtures that start real servers from the artifact store, one module per component.
+pytest_plugins = [name for name in ("fixtures.kafka_server", "fixtures.influxdb_server")
+                  if (Path(__file__).parent / "fixtures" / (name.split(".")[1] + ".py")).exists()]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
