@@ -29,6 +29,10 @@
 #   4. go build with tags sqlite_foreign_keys,sqlite_json (not assets: no UI
 #      bundle in the module zip, the API is complete; not static_build: musl).
 #
+# Versions: built and smoke-tested here (go1.26.8, rustc 1.95.0): 2.9.1 (flux v0.200.0) and
+# 2.8.0 (flux v0.196.1). v2.10.0 needs Go >= 1.26.9 (GOTOOLCHAIN=local refuses it).
+# Note: the proxy's version list (go list -m -versions) omits v2.9.1; query versions directly.
+#
 # Environment:
 #   ISOBAR_CACHE  cache root   (default ${XDG_CACHE_HOME:-$HOME/.cache}/isobar)
 #   STORE_DIR     archives     (default $ISOBAR_CACHE/store)
@@ -272,7 +276,10 @@ mkdir -p "$TOP/usr/bin" "$TOP/usr/share/influxdb"
 install -m 0755 "$OUT/influxd" "$TOP/usr/bin/influxd"
 PKG_FS=$SERVER_DIR/.circleci/packages/influxdb2/fs
 if [[ -d $PKG_FS ]]; then
-  (cd "$PKG_FS" && find . -type f ! -name .keepdir) | while IFS= read -r f; do
+  # upstream's package tree (.circleci/packages/influxdb2/fs): systemd unit, scripts, logrotate,
+  # empty var/lib/influxdb + var/log/influxdb; placeholder files (.keepdir/.gitkeep) dropped
+  (cd "$PKG_FS" && find . -mindepth 1 -type d) | while IFS= read -r d; do mkdir -p "$TOP/$d"; done
+  (cd "$PKG_FS" && find . -type f ! -name .keepdir ! -name .gitkeep) | while IFS= read -r f; do
     mode=0644
     case $f in *.sh) mode=0755 ;; esac
     install -D -m "$mode" "$PKG_FS/$f" "$TOP/$f"
