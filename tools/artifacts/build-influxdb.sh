@@ -5,7 +5,7 @@
 # github.com/influxdata/influxdb/v2 plus libflux (Rust, via cargo) and packages
 # it like the official archive:
 #
-#   $STORE_DIR/influxdb2-<ver>_linux_amd64.tar.gz   (top dir influxdb2-<ver>/, usr/bin/influxd)
+#   $STORE_DIR/influxdb2-<ver>_linux_amd64.tar.gz   (top dir influxdb2-<ver>/: influxd, or usr/bin/influxd for 2.7.x)
 #   $STORE_DIR/influxdb2-<ver>_linux_amd64.tar.gz.provenance.json
 #
 # See tools/artifacts/CONVENTIONS.md. Offline-friendly: needs only the Go module
@@ -268,25 +268,35 @@ ver_out=$("$OUT/influxd" version) || die "built influxd does not run"
 echo "$ver_out"
 [[ $ver_out == "InfluxDB v$VERSION "* ]] || die "built influxd reports an unexpected version: $ver_out"
 
-# --- 5. archive (layout of the official archive; extras from upstream's package definition) ---
+# --- 5. archive (layout of the official archive of that version) ---
+# 2.7.x archives carry a package tree (usr/bin/influxd, systemd unit, logrotate); from 2.8.0 the
+# official archive is flat: influxdb2-<ver>/{influxd,LICENSE,README.md} (the image build for 2.9.1
+# copies influxdb2-2.9.1/influxd). The roles find the binary in either place.
 STAGE=$WORK_DIR/stage-v$VERSION
 rm -rf "$STAGE"
 TOP=$STAGE/influxdb2-$VERSION
-mkdir -p "$TOP/usr/bin" "$TOP/usr/share/influxdb"
-install -m 0755 "$OUT/influxd" "$TOP/usr/bin/influxd"
-PKG_FS=$SERVER_DIR/.circleci/packages/influxdb2/fs
-if [[ -d $PKG_FS ]]; then
-  # upstream's package tree (.circleci/packages/influxdb2/fs): systemd unit, scripts, logrotate,
-  # empty var/lib/influxdb + var/log/influxdb; placeholder files (.keepdir/.gitkeep) dropped
-  (cd "$PKG_FS" && find . -mindepth 1 -type d) | while IFS= read -r d; do mkdir -p "$TOP/$d"; done
-  (cd "$PKG_FS" && find . -type f ! -name .keepdir ! -name .gitkeep) | while IFS= read -r f; do
-    mode=0644
-    case $f in *.sh) mode=0755 ;; esac
-    install -D -m "$mode" "$PKG_FS/$f" "$TOP/$f"
-  done
+if [[ $VERSION == 2.[0-7].* ]]; then
+  mkdir -p "$TOP/usr/bin" "$TOP/usr/share/influxdb"
+  install -m 0755 "$OUT/influxd" "$TOP/usr/bin/influxd"
+  DOC_DIR=$TOP/usr/share/influxdb
+  PKG_FS=$SERVER_DIR/.circleci/packages/influxdb2/fs
+  if [[ -d $PKG_FS ]]; then
+    # upstream's package tree (.circleci/packages/influxdb2/fs): systemd unit, scripts, logrotate,
+    # empty var/lib/influxdb + var/log/influxdb; placeholder files (.keepdir/.gitkeep) dropped
+    (cd "$PKG_FS" && find . -mindepth 1 -type d) | while IFS= read -r d; do mkdir -p "$TOP/$d"; done
+    (cd "$PKG_FS" && find . -type f ! -name .keepdir ! -name .gitkeep) | while IFS= read -r f; do
+      mode=0644
+      case $f in *.sh) mode=0755 ;; esac
+      install -D -m "$mode" "$PKG_FS/$f" "$TOP/$f"
+    done
+  fi
+else
+  mkdir -p "$TOP"
+  install -m 0755 "$OUT/influxd" "$TOP/influxd"
+  DOC_DIR=$TOP
 fi
 for f in LICENSE README.md; do
-  [[ -f $SERVER_DIR/$f ]] && install -m 0644 "$SERVER_DIR/$f" "$TOP/usr/share/influxdb/$f"
+  [[ -f $SERVER_DIR/$f ]] && install -m 0644 "$SERVER_DIR/$f" "$DOC_DIR/$f"
 done
 find "$STAGE" -type d -exec chmod 0755 {} +
 

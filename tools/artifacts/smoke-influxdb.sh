@@ -53,8 +53,8 @@ trap 'exit 130' INT TERM
 # --- extract ----------------------------------------------------------------------
 log "extracting $ARCHIVE"
 tar -xzf "$ARCHIVE" -C "$TMP"
-INFLUXD=$(find "$TMP" -path '*/usr/bin/influxd' -type f | head -n1)
-[[ -n $INFLUXD && -x $INFLUXD ]] || die "archive has no */usr/bin/influxd"
+INFLUXD=$(find "$TMP" \( -path '*/usr/bin/influxd' -o -path '*/influxdb2-*/influxd' \) -type f | head -n1)
+[[ -n $INFLUXD && -x $INFLUXD ]] || die "archive has no influxd (flat or usr/bin layout)"
 top=${INFLUXD#"$TMP"/}; top=${top%%/*}
 [[ $(basename "$ARCHIVE") == "${top}_linux_amd64.tar.gz" ]] || die "top dir '$top' does not match archive name"
 log "$("$INFLUXD" version)"
