@@ -17,6 +17,8 @@ export ISOBAR_CACHE
 ISOBAR_ARTIFACT_SOURCE ?= build
 export ISOBAR_ARTIFACT_SOURCE
 INVENTORY ?= inventories/lab
+# Extra arguments for the lab engine playbooks, e.g. LAB_ARGS='-e lab_dockerd_args=--storage-driver=vfs'
+LAB_ARGS ?=
 MOLECULE_SCENARIOS ?= --all
 
 .PHONY: help
@@ -36,7 +38,7 @@ venv: $(BIN)/.installed ## Create the project virtualenv (pinned toolchain)
 
 .PHONY: engine
 engine: venv ## Install and start the Docker engine, build the lab base image
-	ansible-playbook lab/engine.yml
+	ansible-playbook lab/engine.yml $(LAB_ARGS)
 
 .PHONY: artifacts
 artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE
@@ -44,13 +46,13 @@ artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels)
 
 .PHONY: lab
 lab: venv artifacts ## From zero: toolchain, engine, image, artifacts, lab hosts, then site.yml
-	ansible-playbook lab/create.yml -i $(INVENTORY)
+	ansible-playbook lab/create.yml -i $(INVENTORY) $(LAB_ARGS)
 	ansible-playbook site.yml -i $(INVENTORY)
 	ansible-playbook lab/info.yml -i $(INVENTORY)
 
 .PHONY: lab-destroy
 lab-destroy: venv ## Remove the lab hosts and their network (keeps the image and the artifact store)
-	ansible-playbook lab/destroy.yml -i $(INVENTORY)
+	ansible-playbook lab/destroy.yml -i $(INVENTORY) $(LAB_ARGS)
 
 .PHONY: lint
 lint: venv ## yamllint + ansible-lint (production profile)
