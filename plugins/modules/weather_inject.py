@@ -1,0 +1,399 @@
+#!/usr/bin/python
+# Copyright: Isobar contributors
+# Apache-2.0
+"""Write deterministic simulated weather into InfluxDB 2; idempotent over a time window."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: weather_inject
+short_description: Write deterministic simulated weather for N stations over a time window into InfluxDB 2
+description:
+  - Simulates weather stations (temperature in C, relative humidity in %, pressure in hPa, wind speed in m/s) and
+    writes one point per station every O(interval) from O(start) to O(stop) into O(bucket), in batches.
+  - Values are a pure function of O(seed), the station and the timestamp (a daily temperature cycle plus hashed
+    noise), so the same window always gives the same points, and overlapping windows agree where they overlap.
+  - Idempotent. The module first reads the window back and compares every expected point (all four fields) with
+    what is stored; only missing or different points are written. A re-run over the same window writes nothing
+    and reports C(changed=false). So the token needs read as well as write permission on O(bucket).
+  - Timestamps are whole multiples of O(interval). Relative times (C(now), C(-1h), C(+2m)) are resolved against the
+    current time rounded down to O(now_granularity), so re-runs within the same period address the same window.
+  - O(heat_spike) replaces the temperature of the last points of the window by a hot value, for alert demos.
+  - Point schema is measurement O(measurement), tag C(station) (C(<station_prefix>01) ...), float fields
+    C(temperature), C(humidity), C(pressure), C(wind_speed), precision seconds.
+version_added: "1.0.0"
+author: Isobar contributors
+requirements:
+  - influxdb-client >= 1.30
+options:
+  url:
+    description: Base URL of InfluxDB, e.g. C(https://influxdb1:8086). Env C(INFLUX_HOST).
+    type: str
+    required: true
+  token:
+    description: API token with read and write permission on O(bucket). Env C(INFLUX_TOKEN).
+    type: str
+    required: true
+  org:
+    description: Organization name. Env C(INFLUX_ORG).
+    type: str
+    required: true
+  ca_path:
+    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
+    type: path
+  validate_certs:
+    description: Verify the server's TLS certificate. Only switch off for debugging.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for an API answer.
+    type: int
+    default: 30
+  bucket:
+    description: Bucket written to.
+    type: str
+    required: true
+  measurement:
+    description: Measurement name of the points.
+    type: str
+    default: weather
+  stations:
+    description: Number of simulated stations.
+    type: int
+    default: 5
+  station_prefix:
+    description: Station tag values are this prefix followed by a two-digit number.
+    type: str
+    default: station-
+  start:
+    description: Start of the window (included) - RFC 3339 (C(2026-01-01T00:00:00Z)), C(now), or C(-<duration>)/C(+<duration>) from now.
+    type: str
+    default: -1h
+  stop:
+    description: End of the window (excluded), same forms as O(start).
+    type: str
+    default: now
+  interval:
+    description: Time between two points of a station (duration, whole seconds).
+    type: str
+    default: 1m
+  now_granularity:
+    description: Relative times are resolved against now rounded down to this duration (default O(interval)).
+    type: str
+  seed:
+    description: Seed of the simulation; another seed gives other (equally deterministic) weather.
+    type: int
+    default: 42
+  batch_size:
+    description: Points per write request.
+    type: int
+    default: 5000
+  max_points:
+    description: Refuse windows that would hold more points than this (guards against a typo in O(start)).
+    type: int
+    default: 1000000
+  heat_spike:
+    description: Make the last points of the window hot (for the alert demo); omitted = no spike.
+    type: dict
+    suboptions:
+      temperature:
+        description: Temperature (C) of the spike points.
+        type: float
+        default: 45.0
+      points:
+        description: How many of the last timestamps of the window are hot.
+        type: int
+        default: 6
+      stations:
+        description: Stations (tag values) with the spike; omitted = the first station.
+        type: list
+        elements: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: The last day of weather for 5 stations, one point a minute (a re-run within the hour writes nothing)
+  weather_inject:
+    url: "{{ influxdb_url }}"
+    token: "{{ influxdb_client_tokens.inject }}"
+    ca_path: /etc/isobar/pki/ca.crt
+    org: myorg
+    bucket: weather
+    stations: 5
+    start: -24h
+    stop: now
+    interval: 1m
+    now_granularity: 1h
+  no_log: true
+
+- name: A heat spike in the coming minute, for a check that runs every 10s
+  weather_inject:
+    url: "{{ influxdb_url }}"
+    token: "{{ influxdb_client_tokens.inject }}"
+    ca_path: /etc/isobar/pki/ca.crt
+    org: myorg
+    bucket: weather
+    start: -1m
+    stop: +1m
+    interval: 5s
+    heat_spike: {temperature: 42.0, points: 12, stations: [station-01]}
+"""
+
+RETURN = r"""
+points_expected:
+  description: Points (one per station and timestamp, four fields each) the window holds.
+  returned: always
+  type: int
+points_present:
+  description: Expected points already stored with identical values before the run.
+  returned: always
+  type: int
+points_written:
+  description: Points written by this run (would be written, in check mode).
+  returned: always
+  type: int
+batches:
+  description: Write requests made.
+  returned: always
+  type: int
+rate:
+  description: Points written per second (0 when nothing was written).
+  returned: always
+  type: float
+duration:
+  description: Seconds spent writing.
+  returned: always
+  type: float
+window:
+  description: First and last timestamp of the window (RFC 3339), the interval and the station names.
+  returned: always
+  type: dict
+spike_points:
+  description: Points carrying the heat spike.
+  returned: always
+  type: int
+"""
+
+import csv
+import datetime
+import hashlib
+import io
+import math
+import struct
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.influxdb_client_common import (
+    NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration)
+
+FIELDS = ("temperature", "humidity", "pressure", "wind_speed")
+
+
+def _noise(seed, station, ts, field):
+    """Deterministic uniform noise in [-1, 1) from (seed, station, timestamp, field)."""
+    digest = hashlib.blake2b(f"{seed}|{station}|{ts}|{field}".encode(), digest_size=8).digest()
+    return struct.unpack(">Q", digest)[0] / 2**63 - 1.0
+
+
+def _station_profile(seed, station):
+    pick = lambda field, low, high: low + (high - low) * (_noise(seed, station, -1, field) + 1) / 2  # noqa: E731
+    return {"temperature": pick("temperature", 4.0, 20.0), "humidity": pick("humidity", 45.0, 80.0),
+            "pressure": pick("pressure", 1005.0, 1022.0), "wind_speed": pick("wind_speed", 1.0, 7.0)}
+
+
+def simulate(seed, station, ts, profile=None):
+    """One point's fields: a daily cycle (warmest at 15:00 UTC) plus noise, rounded like a real sensor."""
+    base = profile or _station_profile(seed, station)
+    day = 2 * math.pi * ((ts % 86400) - 15 * 3600) / 86400
+    temperature = base["temperature"] + 7.0 * math.cos(day) + 1.2 * _noise(seed, station, ts, "temperature")
+    humidity = base["humidity"] - 2.0 * (temperature - base["temperature"]) + 4.0 * _noise(seed, station, ts, "humidity")
+    pressure = base["pressure"] + 4.0 * math.sin(2 * math.pi * ts / (3 * 86400)) + 0.6 * _noise(seed, station, ts, "pressure")
+    wind = base["wind_speed"] * (1 + 0.5 * _noise(seed, station, ts, "wind_speed"))
+    return {"temperature": round(temperature, 2), "humidity": round(min(100.0, max(5.0, humidity)), 1),
+            "pressure": round(pressure, 1), "wind_speed": round(max(0.0, wind), 2)}
+
+
+def resolve_time(text, now, what):
+    """RFC 3339, 'now', or +/-duration relative to now -> epoch seconds. Raises ValueError."""
+    text = str(text).strip()
+    if text == "now":
+        return now
+    if text[:1] in "+-":
+        return now + (1 if text[0] == "+" else -1) * parse_duration(text[1:], what) // 10**9
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not RFC 3339 (2026-01-01T00:00:00Z), 'now' or -/+<duration>") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{what} {text!r} has no time zone (add Z or +00:00)")
+    return int(parsed.timestamp())
+
+
+def rfc3339(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan_window(params, now):
+    """(timestamps, stations, spike set) of the window; raises ValueError on bad input."""
+    interval = parse_duration(params["interval"], "interval")
+    if interval < 10**9 or interval % 10**9:
+        raise ValueError(f"interval {params['interval']!r} must be whole seconds, at least 1s")
+    interval //= 10**9
+    granularity = parse_duration(params["now_granularity"], "now_granularity") // 10**9 if params["now_granularity"] else interval
+    if granularity < 1:
+        raise ValueError("now_granularity must be at least 1s")
+    now = now - now % granularity
+    start = resolve_time(params["start"], now, "start")
+    stop = resolve_time(params["stop"], now, "stop")
+    if stop <= start:
+        raise ValueError(f"the window is empty: stop ({rfc3339(stop)}) is not after start ({rfc3339(start)})")
+    first = -(-start // interval) * interval  # first multiple of interval >= start
+    stamps = list(range(first, stop, interval))
+    if params["stations"] < 1:
+        raise ValueError("stations must be at least 1")
+    stations = [f"{params['station_prefix']}{i:02d}" for i in range(1, params["stations"] + 1)]
+    if not stamps:
+        raise ValueError(f"no multiple of {params['interval']} falls between {rfc3339(start)} and {rfc3339(stop)}")
+    if len(stamps) * len(stations) > params["max_points"]:
+        raise ValueError(f"the window holds {len(stamps) * len(stations)} points, more than max_points "
+                         f"({params['max_points']})")
+    spike = set()
+    if params["heat_spike"] is not None:
+        spike_stations = params["heat_spike"]["stations"] or stations[:1]
+        unknown = sorted(set(spike_stations) - set(stations))
+        if unknown:
+            raise ValueError(f"heat_spike.stations {unknown} are not simulated stations ({stations[0]} .. {stations[-1]})")
+        if params["heat_spike"]["points"] < 1:
+            raise ValueError("heat_spike.points must be at least 1")
+        spike = {(s, ts) for s in spike_stations for ts in stamps[-params["heat_spike"]["points"]:]}
+    return stamps, stations, spike, interval
+
+
+def flux_string(value):
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def read_window(api, params, stamps, stations):
+    """Points stored in the window: {(station, ts): {field: value}}."""
+    station_set = ", ".join(flux_string(s) for s in stations)
+    field_set = ", ".join(flux_string(f) for f in FIELDS)
+    query = (f"from(bucket: {flux_string(params['bucket'])})\n"
+             f"  |> range(start: {stamps[0]}, stop: {stamps[-1] + 1})\n"
+             f"  |> filter(fn: (r) => r._measurement == {flux_string(params['measurement'])})\n"
+             f"  |> filter(fn: (r) => contains(value: r._field, set: [{field_set}]))\n"
+             f"  |> filter(fn: (r) => contains(value: r.station, set: [{station_set}]))\n"
+             f"  |> group()\n"
+             f"  |> map(fn: (r) => ({{station: r.station, field: r._field, ts: uint(v: r._time) / uint(v: 1000000000), value: r._value}}))")
+    resp = api.request("POST", "/api/v2/query", {"org": params["org"]}, raw=True,
+                       body={"query": query, "type": "flux", "dialect": {"header": True, "annotations": []}},
+                       headers={"Accept": "application/csv"})
+    stored = {}
+    header = None
+    for row in csv.reader(io.StringIO(resp.data if isinstance(resp.data, str) else resp.data.decode())):
+        if not row or not any(row):
+            header = None
+            continue
+        if header is None:
+            header = {name: i for i, name in enumerate(row)}
+            continue
+        key = (row[header["station"]], int(row[header["ts"]]))
+        stored.setdefault(key, {})[row[header["field"]]] = float(row[header["value"]])
+    return stored
+
+
+def line(measurement, station, ts, values):
+    fields = ",".join(f"{name}={float(values[name])!r}" for name in FIELDS)
+    return f"{measurement},station={station} {fields} {ts}"
+
+
+def main():
+    argument_spec = influxdb_argument_spec()
+    argument_spec["token"]["required"] = True
+    argument_spec.update(
+        bucket=dict(type="str", required=True),
+        measurement=dict(type="str", default="weather"),
+        stations=dict(type="int", default=5),
+        station_prefix=dict(type="str", default="station-"),
+        start=dict(type="str", default="-1h"),
+        stop=dict(type="str", default="now"),
+        interval=dict(type="str", default="1m"),
+        now_granularity=dict(type="str"),
+        seed=dict(type="int", default=42),
+        batch_size=dict(type="int", default=5000),
+        max_points=dict(type="int", default=1000000),
+        heat_spike=dict(type="dict", options=dict(
+            temperature=dict(type="float", default=45.0),
+            points=dict(type="int", default=6),
+            stations=dict(type="list", elements="str"),
+        )),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    if params["batch_size"] < 1:
+        module.fail_json(msg=f"batch_size must be at least 1. {NOTHING_CHANGED}")
+    if any(c in params["station_prefix"] + params["measurement"] for c in " ,=\"\\\n"):
+        module.fail_json(msg=f"measurement and station_prefix must not contain spaces, commas, '=', quotes or "
+                             f"backslashes. {NOTHING_CHANGED}")
+    try:
+        stamps, stations, spike, interval = plan_window(params, int(time.time()))
+    except ValueError as exc:
+        module.fail_json(msg=f"{exc}. {NOTHING_CHANGED}")
+
+    api = InfluxDBApi(module)
+    try:
+        stored = read_window(api, params, stamps, stations)
+    except InfluxDBError as exc:
+        if exc.status == 404:
+            module.fail_json(msg=f"cannot read the window back: {exc.message} (unknown bucket or organization, or a "
+                                 f"token that cannot read it: it needs read and write on the bucket). {NOTHING_CHANGED}",
+                             status=exc.status)
+        api.fail("cannot read the window back (the token needs read and write on the bucket)", exc)
+
+    pending = []
+    for station in stations:
+        profile = _station_profile(params["seed"], station)
+        for ts in stamps:
+            values = simulate(params["seed"], station, ts, profile)
+            if (station, ts) in spike:
+                values["temperature"] = round(params["heat_spike"]["temperature"], 2)
+            if stored.get((station, ts)) != values:
+                pending.append(line(params["measurement"], station, ts, values))
+    expected = len(stamps) * len(stations)
+    result = dict(changed=bool(pending), points_expected=expected, points_present=expected - len(pending),
+                  points_written=len(pending), batches=0, rate=0.0, duration=0.0, spike_points=len(spike),
+                  window=dict(first=rfc3339(stamps[0]), last=rfc3339(stamps[-1]), interval_seconds=interval,
+                              stations=stations))
+    if module._diff:
+        result["diff"] = dict(before={"points_matching": expected - len(pending)}, after={"points_matching": expected})
+    if not pending or module.check_mode:
+        module.exit_json(**result)
+
+    from influxdb_client.client.write_api import SYNCHRONOUS
+    from influxdb_client.rest import ApiException
+
+    write_api = api.client.write_api(write_options=SYNCHRONOUS)
+    began = time.monotonic()
+    written = 0
+    for offset in range(0, len(pending), params["batch_size"]):
+        batch = pending[offset:offset + params["batch_size"]]
+        try:
+            write_api.write(bucket=params["bucket"], org=params["org"], record=batch, write_precision="s")
+        except ApiException as exc:
+            error = InfluxDBError(exc.status or 0, getattr(exc, "message", None) or str(exc.body or exc.reason))
+            partial = f" ({written} of {len(pending)} points were written before)" if written else ""
+            module.fail_json(msg=f"writing to bucket {params['bucket']!r} failed{partial}: {error.message}"
+                                 + ("" if written else f". {NOTHING_CHANGED}"), status=exc.status, points_written=written)
+        written += len(batch)
+        result["batches"] += 1
+    elapsed = time.monotonic() - began
+    result.update(duration=round(elapsed, 3), rate=round(written / elapsed, 1) if elapsed > 0 else float(written))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

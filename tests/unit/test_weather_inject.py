@@ -1,0 +1,72 @@
+"""weather_inject's simulation and window planning, without a server."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import ansible.module_utils
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))  # our module_utils, as ansible ships them
+_spec = importlib.util.spec_from_file_location("weather_inject", ROOT / "plugins" / "modules" / "weather_inject.py")
+wi = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(wi)
+
+NOW = 1_795_000_000  # a fixed "now" (2026-11-18T...)
+BASE = {"interval": "1m", "now_granularity": None, "start": "-1h", "stop": "now", "stations": 3,
+        "station_prefix": "station-", "max_points": 1_000_000, "heat_spike": None}
+
+
+def test_simulation_is_a_pure_function_of_seed_station_and_time():
+    a = [wi.simulate(42, "station-01", NOW + 60 * i) for i in range(100)]
+    assert a == [wi.simulate(42, "station-01", NOW + 60 * i) for i in range(100)]
+    assert a != [wi.simulate(43, "station-01", NOW + 60 * i) for i in range(100)]
+    assert a != [wi.simulate(42, "station-02", NOW + 60 * i) for i in range(100)]
+    assert set(a[0]) == {"temperature", "humidity", "pressure", "wind_speed"}
+
+
+def test_simulation_has_a_daily_cycle_and_sane_ranges():
+    day = [wi.simulate(1, "station-01", 86400 * 20000 + h * 3600) for h in range(24)]
+    temps = [p["temperature"] for p in day]
+    assert temps.index(max(temps)) in range(12, 18)  # afternoon
+    assert temps.index(min(temps)) in list(range(0, 6)) + list(range(22, 24))
+    for p in (wi.simulate(s, f"station-{n:02d}", NOW + i * 977) for s in range(5) for n in range(1, 6) for i in range(200)):
+        assert -10 < p["temperature"] < 35 and 5 <= p["humidity"] <= 100
+        assert 995 < p["pressure"] < 1030 and 0 <= p["wind_speed"] < 15
+
+
+def test_window_is_aligned_and_holds_window_over_interval_points():
+    stamps, stations, spike, interval = wi.plan_window(dict(BASE), NOW)
+    assert interval == 60 and len(stamps) == 60 and all(t % 60 == 0 for t in stamps)
+    assert stations == ["station-01", "station-02", "station-03"] and spike == set()
+    # the same window within the same granularity period, a moved one after it
+    assert wi.plan_window(dict(BASE), NOW - NOW % 60 + 59)[0] == wi.plan_window(dict(BASE), NOW - NOW % 60)[0]
+    hourly = dict(BASE, now_granularity="1h")
+    assert wi.plan_window(hourly, NOW)[0] == wi.plan_window(hourly, NOW - NOW % 3600 + 3599)[0]
+    assert wi.plan_window(hourly, NOW)[0] != wi.plan_window(hourly, NOW - NOW % 3600 + 3600)[0]
+
+
+def test_absolute_window_and_heat_spike():
+    params = dict(BASE, start="2026-11-27T00:00:30Z", stop="2026-11-27T00:10:00Z",
+                  heat_spike={"temperature": 45.0, "points": 2, "stations": None})
+    stamps, stations, spike, _ = wi.plan_window(params, NOW)
+    assert wi.rfc3339(stamps[0]) == "2026-11-27T00:01:00Z" and wi.rfc3339(stamps[-1]) == "2026-11-27T00:09:00Z"
+    assert spike == {("station-01", stamps[-1]), ("station-01", stamps[-2])}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"interval": "0s"}, "at least 1s"), ({"interval": "90"}, "needs a unit"), ({"start": "now", "stop": "-1h"}, "empty"),
+    ({"start": "2026-13-01T00:00:00Z"}, "RFC 3339"), ({"stations": 0}, "at least 1"), ({"max_points": 10}, "max_points"),
+    ({"heat_spike": {"temperature": 40.0, "points": 0, "stations": None}}, "at least 1"),
+])
+def test_bad_windows_are_refused(change, words):
+    with pytest.raises(ValueError, match=words):
+        wi.plan_window(dict(BASE, **change), NOW)
+
+
+def test_line_protocol_round_trips_floats():
+    values = wi.simulate(42, "station-01", NOW)
+    text = wi.line("weather", "station-01", NOW, values)
+    fields = dict(kv.split("=") for kv in text.split(" ")[1].split(","))
+    assert {k: float(v) for k, v in fields.items()} == values and text.endswith(f" {NOW}")
