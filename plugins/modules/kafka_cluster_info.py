@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# Copyright: Isobar contributors
+# Apache-2.0
+"""Ansible module: health of a KRaft cluster (brokers, quorum, under-replicated partitions)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: kafka_cluster_info
+short_description: Report the health of a Kafka KRaft cluster over SASL_SSL
+description:
+  - Reads the registered brokers (DescribeCluster, fenced ones included), the KRaft metadata quorum
+    (DescribeQuorum, with the leader, the voters and how far each lags) and every partition's replicas and ISR.
+  - Computes C(healthy) and C(problems) against the expectations given (brokers that must be registered
+    and unfenced, quorum voters, maximum quorum lag, no under-replicated or offline partition). Rolling
+    restarts poll it with C(until) before taking the next broker down.
+  - Read-only; it never changes anything, so C(changed) is always false.
+version_added: "1.0.0"
+author: Isobar contributors
+requirements:
+  - kafka-python >= 3.0 on the host running the module (the client_venv role)
+options:
+  expected_brokers:
+    description: Node ids that must be registered and not fenced for C(healthy).
+    type: list
+    elements: int
+    default: []
+  expected_voters:
+    description: Node ids that must be quorum voters (each within O(max_quorum_lag) of the high watermark).
+    type: list
+    elements: int
+    default: []
+  max_quorum_lag:
+    description: Largest accepted distance (records) between the quorum's high watermark and a voter's log end.
+    type: int
+    default: 100
+  bootstrap_servers:
+    description: Brokers to bootstrap from, as C(host:port) of their SASL_SSL listener.
+    type: list
+    elements: str
+    required: true
+  sasl_username:
+    description: SCRAM user to authenticate as (needs DESCRIBE on the cluster and topics, e.g. a super user).
+    type: str
+    required: true
+  sasl_password:
+    description: Password of O(sasl_username).
+    type: str
+    required: true
+  sasl_mechanism:
+    description: SASL mechanism of the listener.
+    type: str
+    choices: [SCRAM-SHA-256, SCRAM-SHA-512]
+    default: SCRAM-SHA-512
+  ssl_cafile:
+    description: PEM file of the CA that signed the brokers' certificates.
+    type: path
+    required: true
+  ssl_check_hostname:
+    description: Verify that the broker certificates match the addresses connected to.
+    type: bool
+    default: true
+  api_version:
+    description: Kafka protocol version the client assumes, like V(4.0) or V(4.3) (explicit; probing is unreliable on KRaft).
+    type: str
+    default: "4.0"
+  connect_timeout:
+    description: Seconds to wait for the first connection to the cluster before failing.
+    type: int
+    default: 20
+  request_timeout:
+    description: Seconds to wait for each request.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Wait until broker 2 is back and nothing is under-replicated
+  kafka_cluster_info:
+    expected_brokers: [1, 2, 3]
+    expected_voters: [1, 2, 3]
+    bootstrap_servers: ["172.30.10.11:9092", "172.30.10.12:9092", "172.30.10.13:9092"]
+    sasl_username: admin
+    sasl_password: "{{ kafka_scram_passwords['admin'] }}"
+    ssl_cafile: /etc/isobar/pki/ca.crt
+    api_version: "4.3"
+  register: kafka_health
+  until: kafka_health.healthy
+  retries: 60
+  delay: 5
+"""
+
+RETURN = r"""
+healthy:
+  description: True when every expectation holds and no partition is under-replicated or offline.
+  returned: always
+  type: bool
+problems:
+  description: What is wrong, one sentence each (empty when healthy).
+  returned: always
+  type: list
+  elements: str
+cluster_id:
+  description: The cluster id.
+  returned: always
+  type: str
+controller_id:
+  description: Node id of the active controller (the quorum leader).
+  returned: always
+  type: int
+brokers:
+  description: Registered brokers with C(id), C(host), C(port), C(fenced).
+  returned: always
+  type: list
+  elements: dict
+quorum:
+  description: C(leader_id), C(leader_epoch), C(high_watermark), C(voters) and C(observers) (each C(id), C(log_end_offset), C(lag)).
+  returned: always
+  type: dict
+topics:
+  description: Number of topics (internal ones included).
+  returned: always
+  type: int
+partitions:
+  description: Number of partitions.
+  returned: always
+  type: int
+under_replicated_partitions:
+  description: Partitions whose ISR is smaller than their replica set (C(topic), C(partition), C(replicas), C(isr)).
+  returned: always
+  type: list
+  elements: dict
+offline_partitions:
+  description: Partitions without a leader.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kafka_client import KAFKA_CONNECTION_ARGS, close_quietly, connect
+
+
+def _replica(entry, high_watermark):
+    end = entry.get("log_end_offset")
+    return {"id": entry.get("replica_id"), "log_end_offset": end,
+            "lag": (high_watermark - end) if end is not None and end >= 0 and high_watermark is not None else None}
+
+
+def assess(cluster, quorum, topics, expected_brokers, expected_voters, max_quorum_lag):
+    """Pure: the facts and problems from the three describe answers."""
+    brokers = sorted(({"id": b["broker_id"], "host": b.get("host"), "port": b.get("port"),
+                       "fenced": bool(b.get("is_fenced"))} for b in cluster.get("brokers") or []),
+                     key=lambda b: b["id"])
+    partition = ((quorum.get("topics") or [{}])[0].get("partitions") or [{}])[0]
+    high_watermark = partition.get("high_watermark")
+    quorum_view = {
+        "leader_id": partition.get("leader_id"),
+        "leader_epoch": partition.get("leader_epoch"),
+        "high_watermark": high_watermark,
+        "voters": [_replica(v, high_watermark) for v in partition.get("current_voters") or []],
+        "observers": [_replica(o, high_watermark) for o in partition.get("observers") or []],
+    }
+    under, offline, count = [], [], 0
+    for topic in topics:
+        for part in topic.get("partitions") or []:
+            count += 1
+            entry = {"topic": topic["name"], "partition": part["partition_index"],
+                     "replicas": part["replica_nodes"], "isr": part["isr_nodes"], "leader": part["leader_id"]}
+            if part["leader_id"] is None or part["leader_id"] < 0:
+                offline.append(entry)
+            if len(part["isr_nodes"]) < len(part["replica_nodes"]):
+                under.append(entry)
+
+    problems = []
+    by_id = {b["id"]: b for b in brokers}
+    for node in expected_brokers:
+        if node not in by_id:
+            problems.append(f"broker {node} is not registered")
+        elif by_id[node]["fenced"]:
+            problems.append(f"broker {node} is fenced")
+    if quorum_view["leader_id"] is None or quorum_view["leader_id"] < 0:
+        problems.append("the metadata quorum has no leader")
+    voters = {v["id"]: v for v in quorum_view["voters"]}
+    for node in expected_voters:
+        if node not in voters:
+            problems.append(f"node {node} is not a quorum voter")
+        elif voters[node]["lag"] is None or voters[node]["lag"] > max_quorum_lag:
+            problems.append(f"quorum voter {node} lags by {voters[node]['lag']} records (max {max_quorum_lag})")
+    if under:
+        problems.append(f"{len(under)} under-replicated partition(s): "
+                        + ", ".join(f"{u['topic']}-{u['partition']}" for u in under[:10]))
+    if offline:
+        problems.append(f"{len(offline)} offline partition(s): "
+                        + ", ".join(f"{o['topic']}-{o['partition']}" for o in offline[:10]))
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "cluster_id": cluster.get("cluster_id"),
+        "controller_id": quorum_view["leader_id"],
+        "brokers": brokers,
+        "quorum": quorum_view,
+        "topics": len(topics),
+        "partitions": count,
+        "under_replicated_partitions": under,
+        "offline_partitions": offline,
+    }
+
+
+def main():
+    argument_spec = dict(
+        expected_brokers=dict(type="list", elements="int", default=[]),
+        expected_voters=dict(type="list", elements="int", default=[]),
+        max_quorum_lag=dict(type="int", default=100),
+    )
+    argument_spec.update(KAFKA_CONNECTION_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    client = connect(module)
+    try:
+        cluster = client.describe_cluster()
+        quorum = client.describe_metadata_quorum()
+        topics = client.describe_topics()
+    except Exception as exc:
+        close_quietly(client)
+        module.fail_json(msg=f"kafka_cluster_info: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
+    close_quietly(client)
+    module.exit_json(changed=False, **assess(cluster, quorum, topics, p["expected_brokers"], p["expected_voters"],
+                                             p["max_quorum_lag"]))
+
+
+if __name__ == "__main__":
+    main()
