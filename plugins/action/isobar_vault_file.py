@@ -111,7 +111,7 @@ class ActionModule(ActionBase):
                 if not is_encrypted(raw):
                     raise AnsibleActionFail(f"isobar_vault_file: {path} exists but is not vault encrypted; refusing to touch it")
                 try:
-                    plaintext = vault.decrypt(raw, filename=path)
+                    plaintext = vault.decrypt(raw)
                 except Exception as exc:  # wrong password: say so without echoing anything secret
                     raise AnsibleActionFail(f"isobar_vault_file: cannot decrypt {path}: {exc}") from None
                 current = yaml.safe_load(to_text(plaintext)) or {}
