@@ -67,6 +67,20 @@ changed_keys:
 """
 
 
+def _plain(value):
+    """Plain Python types for yaml.safe_dump (ansible-core 2.19 hands over tagged str/dict/list subclasses)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def _merge(current, values, remove):
     result = dict(current)
     for key, value in values.items():
@@ -139,7 +153,7 @@ class ActionModule(ActionBase):
             secret_vault_id, secret = match_encrypt_secret(vault.secrets, encrypt_vault_id=vault_id)
         except Exception as exc:
             raise AnsibleActionFail(f"isobar_vault_file: no vault secret for identity {vault_id!r}: {exc}") from None
-        document = "---\n" + yaml.safe_dump(desired, default_flow_style=False, sort_keys=True)
+        document = "---\n" + yaml.safe_dump(_plain(desired), default_flow_style=False, sort_keys=True)
         ciphertext = vault.encrypt(to_bytes(document), secret=secret, vault_id=secret_vault_id)
 
         directory = os.path.dirname(os.path.abspath(path))
