@@ -1,9 +1,9 @@
 """InfluxDB on the lab: HTTPS only, hardened service, least-privilege tokens, idempotent inject, and the
 alert chain (heat spike -> crit status in _monitoring -> notification delivered to the alert receiver).
 
-Secrets are read through Ansible (inventory + vaults), kept in memory wrapped in Secret (masked repr, so an
-assertion message never shows them) and never put on a command line: module calls template them from
-host variables.
+Secrets are read through Ansible (inventory + vaults, tests/lab/conftest.py), kept in memory wrapped in Secret
+(masked repr, so an assertion message never shows them) and never put on a command line: module calls
+template them from host variables.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 
 testinfra_hosts = ["ansible://influxdb"]
 
@@ -35,16 +34,14 @@ class Secret(str):
         return "Secret(<masked>)"
 
 
-def ansible_adhoc(request, pattern: str, module: str, args: dict, extra_vars: dict | None = None) -> dict:
-    """Run one module through the real ansible CLI against the lab inventory; {host: result}."""
-    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-m", module, "-a", json.dumps(args)]
-    inventory = request.config.getoption("ansible_inventory", None)
-    if inventory:
-        cmd += ["-i", inventory]
+def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, extra_vars: dict | None = None) -> dict:
+    """Run one of our modules through the real ansible CLI against the lab inventory; {host: result}."""
+    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "-m", module,
+           "-a", json.dumps(args)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     try:
         return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
@@ -54,22 +51,20 @@ def ansible_adhoc(request, pattern: str, module: str, args: dict, extra_vars: di
 
 
 @pytest.fixture(scope="module")
-def lab(request):
-    """Names, addresses and secrets of the lab, as Ansible resolves them for the influxdb host."""
-    host = ansible_adhoc(request, "influxdb[0]", "ansible.builtin.debug", {"msg": (
-        "{{ {'inventory_hostname': inventory_hostname, 'address': isobar_address, 'url': influxdb_url,"
-        " 'port': influxdb_port | int, 'org': influxdb_org, 'bucket': influxdb_bucket,"
-        " 'telegraf_bucket': influxdb_telegraf_bucket | default('telegraf'),"
-        " 'operator_token': influxdb_operator_token, 'tokens': influxdb_client_tokens,"
-        " 'pipeline': groups['pipeline'][0], 'receiver_port': alert_receiver_port | int,"
-        " 'networks': influxdb_client_networks} }}")})
-    facts = next(iter(host.values()))["msg"]
-    assert isinstance(facts, dict), "could not read the lab variables through Ansible"
-    facts["operator_token"] = Secret(facts["operator_token"])
-    facts["tokens"] = {name: Secret(value) for name, value in facts["tokens"].items()}
-    for name in ("inject", "producer", "telegraf"):
-        assert facts["tokens"].get(name), f"no token for {name} in the generated vault: converge first"
-    return facts
+def lab(host, inventory_vars):
+    """Names, addresses and secrets of the lab, as Ansible resolves them for the influxdb host
+    (tests/lab/conftest.py), secrets wrapped in Secret."""
+    name = host.backend.host
+    facts = inventory_vars(name, "isobar_address", "influxdb_url", "influxdb_port", "influxdb_org", "influxdb_bucket",
+                           "influxdb_telegraf_bucket", "influxdb_operator_token", "influxdb_client_tokens",
+                           "influxdb_client_networks", "groups")
+    tokens = {client: Secret(value) for client, value in facts["influxdb_client_tokens"].items()}
+    for client_name in ("inject", "producer", "telegraf"):
+        assert tokens.get(client_name), f"no token for {client_name} in the generated vault: converge first"
+    return {"inventory_hostname": name, "address": facts["isobar_address"], "url": facts["influxdb_url"],
+            "port": int(facts["influxdb_port"]), "org": facts["influxdb_org"], "bucket": facts["influxdb_bucket"],
+            "telegraf_bucket": facts["influxdb_telegraf_bucket"], "operator_token": Secret(facts["influxdb_operator_token"]),
+            "tokens": tokens, "networks": facts["influxdb_client_networks"], "pipeline": facts["groups"]["pipeline"][0]}
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +75,8 @@ def ca_file(host, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pipeline_host(request, lab):
-    return testinfra.get_host(f"ansible://{lab['pipeline']}",
-                              ansible_inventory=request.config.getoption("ansible_inventory", None))
+def pipeline_host(lab, lab_host):
+    return lab_host(lab["pipeline"])
 
 
 def installed_version(host):
@@ -113,13 +107,13 @@ def flux(lab, ca_file, query, token=None):
         return [record for table in c.query_api().query(query) for record in table.records]
 
 
-def run_inject(request, lab, pipeline_host, **args):
+def run_inject(inventory_path, lab, pipeline_host, **args):
     """weather_inject through Ansible: from the pipeline host (as playbooks/inject.yml does) when its client
     venv exists, else from the InfluxDB host; the inject token is templated from the vault on the host."""
     target = lab["pipeline"] if pipeline_host.file(VENV_PYTHON).exists else lab["inventory_hostname"]
     module_args = {"url": lab["url"], "token": "{{ influxdb_client_tokens.inject }}", "ca_path": CA, "org": lab["org"],
                    "bucket": lab["bucket"], **args}
-    result = ansible_adhoc(request, target, "weather_inject", module_args,
+    result = ansible_adhoc(inventory_path, target, "weather_inject", module_args,
                            extra_vars={"ansible_python_interpreter": VENV_PYTHON})[target]
     assert not result.get("failed"), result.get("msg")
     return result
@@ -134,7 +128,7 @@ def test_https_answers_with_our_certificate(host, lab, ca_file):
     assert health["version"] == "v" + installed_version(host)
 
 
-def test_plain_http_gets_no_api(lab):
+def test_plain_http_gets_no_api(host, lab):
     try:
         with urllib.request.urlopen(f"http://{lab['address']}:{lab['port']}/health", timeout=15) as resp:
             status, body = resp.status, resp.read()
@@ -230,14 +224,14 @@ def test_each_client_token_has_least_privilege(lab, ca_file):
 
 
 # --- inject ----------------------------------------------------------------------------------------
-def test_inject_writes_exactly_what_was_asked_once(request, lab, ca_file, pipeline_host):
+def test_inject_writes_exactly_what_was_asked_once(inventory_path, lab, ca_file, pipeline_host):
     prefix = f"verify-count-{uuid.uuid4().hex[:4]}-"
     hour = int(time.time()) // 3600 * 3600 - 3600  # the previous full hour: inside any retention
     window = {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour)),
               "stop": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour + 3600)),
               "interval": "1m", "stations": 3, "station_prefix": prefix,
               "measurement": "weather_verify"}  # kept apart from the weather the producer publishes
-    first = run_inject(request, lab, pipeline_host, **window)
+    first = run_inject(inventory_path, lab, pipeline_host, **window)
     assert first["changed"] and first["points_expected"] == 180 and first["points_written"] == 180
 
     def count():
@@ -250,18 +244,18 @@ from(bucket: "{lab['bucket']}")
         return {r.values["_field"]: r.get_value() for r in records}
 
     assert count() == {"temperature": 180, "humidity": 180, "pressure": 180, "wind_speed": 180}
-    second = run_inject(request, lab, pipeline_host, **window)
+    second = run_inject(inventory_path, lab, pipeline_host, **window)
     assert second["changed"] is False and second["points_written"] == 0 and second["points_present"] == 180
     assert count() == {"temperature": 180, "humidity": 180, "pressure": 180, "wind_speed": 180}
 
 
 # --- alerts ----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_heat_spike_raises_crit_and_reaches_the_receiver(request, lab, ca_file, pipeline_host):
+def test_heat_spike_raises_crit_and_reaches_the_receiver(inventory_path, lab, ca_file, pipeline_host):
     prefix = f"verify-spike-{uuid.uuid4().hex[:4]}-"
     started = time.time()
     # A check only sees points stamped within its last `every`: the spike covers the next 90 seconds.
-    result = run_inject(request, lab, pipeline_host, start="-20s", stop="+90s", interval="5s",
+    result = run_inject(inventory_path, lab, pipeline_host, start="-20s", stop="+90s", interval="5s",
                         now_granularity="1s", stations=2, station_prefix=prefix,
                         heat_spike={"temperature": 45.5, "points": 18, "stations": [f"{prefix}02"]})
     assert result["spike_points"] == 18
