@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-wheels.sh <set-id> <requirement>...
 # Download the wheels the pipeline host needs (our modules' Python clients and their
-# dependencies) from PyPI into $STORE_DIR/pipeline-wheels-<set-id>/, for offline installs
+# dependencies) from PyPI into $STORE_DIR/pipeline-wheels/ (set-id: a hash of the requirement
+# list, recorded as the version in the provenance), for offline installs
 # with `pip install --no-index --find-links`. Hosts run Debian 12's Python 3.11.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ set -euo pipefail
 set_id=$1; shift
 ISOBAR_CACHE=${ISOBAR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/isobar}
 STORE_DIR=${STORE_DIR:-$ISOBAR_CACHE/store}
-name=pipeline-wheels-$set_id
+name=pipeline-wheels
 dest=$STORE_DIR/$name
 tmp=$STORE_DIR/.$name.tmp
 started=$(date +%s)
