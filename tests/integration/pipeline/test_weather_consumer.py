@@ -1,0 +1,100 @@
+"""tools/weather_consumer.py against the real local Kafka (SASL_SSL, SCRAM, ACLs): aggregates, duplicates,
+consumer-group resume, and clear errors for a wrong password or a missing permission."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import create_topic, grant, scram_user
+
+ROOT = Path(__file__).resolve().parents[3]
+TOOL = ROOT / "tools" / "weather_consumer.py"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def topic(kafka_server):
+    """A topic with 3 stations x 4 points, one message published twice, and one non-weather message."""
+    from kafka import KafkaProducer
+
+    name = f"weather-consumer-{secrets.token_hex(3)}"
+    create_topic(kafka_server, name, 4)
+    producer = KafkaProducer(**kafka_server.kafka_python_config(), acks="all")
+    messages = []
+    for station, base in (("paris", 10.0), ("lyon", 20.0), ("lille", 5.0)):
+        for i in range(4):
+            t = 1_767_225_600 + 60 * i
+            messages.append({"id": f"weather/{station}/{t}", "station": station, "time": f"2026-01-01T00:0{i}:00Z",
+                             "fields": {"temperature": base + i, "humidity": 50.0, "pressure": 1000.0 + i,
+                                        "wind_speed": 2.0}})
+    messages.append(messages[0])  # a duplicate (same id)
+    for message in messages:
+        producer.send(name, key=message["station"].encode(), value=json.dumps(message).encode())
+    producer.send(name, key=b"x", value=b"not json")
+    producer.flush()
+    producer.close()
+    return name
+
+
+@pytest.fixture(scope="module")
+def consumer_user(kafka_server, topic):
+    password = scram_user(kafka_server, "consumer")
+    group = f"weather-consumers-{secrets.token_hex(3)}"
+    grant(kafka_server, "consumer", [("TOPIC", topic, "READ"), ("TOPIC", topic, "DESCRIBE"), ("GROUP", group, "READ")])
+    return {"password": password, "group": group}
+
+
+def run_tool(kafka_server, topic, password, *args, group=None, user="consumer"):
+    config = {"bootstrap_servers": [kafka_server.bootstrap], "username": user, "cafile": kafka_server.ca_file,
+              "topic": topic}
+    if group:
+        config["group"] = group
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"weather-consumer-{secrets.token_hex(4)}.json"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    try:
+        env = dict(os.environ, WEATHER_CONSUMER_PASSWORD=password)
+        return subprocess.run([sys.executable, str(TOOL), "--config", str(path),
+                               "--api-version", ".".join(kafka_server.version.split(".")[:2]), *args],
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        path.unlink()
+
+
+def test_all_prints_per_station_aggregates_and_counts_the_duplicate(kafka_server, topic, consumer_user):
+    proc = run_tool(kafka_server, topic, consumer_user["password"], "--all", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["messages"] == 13 and report["duplicates"] == 1 and report["skipped"] == 1
+    assert {name: s["count"] for name, s in report["stations"].items()} == {"paris": 4, "lyon": 4, "lille": 4}
+    lyon = report["stations"]["lyon"]["fields"]["temperature"]
+    assert lyon == {"min": 20.0, "mean": 21.5, "max": 23.0}
+    assert report["stations"]["paris"]["first"] == "2026-01-01T00:00:00Z"
+
+    table = run_tool(kafka_server, topic, consumer_user["password"], "--all", "--station", "lille")
+    assert table.returncode == 0, table.stderr
+    assert "lille" in table.stdout and "paris" not in table.stdout and "5.00/    6.50/    8.00" in table.stdout
+
+
+def test_group_mode_resumes_after_the_committed_offsets(kafka_server, topic, consumer_user):
+    first = run_tool(kafka_server, topic, consumer_user["password"], "--json", group=consumer_user["group"])
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["messages"] == 13
+    second = run_tool(kafka_server, topic, consumer_user["password"], "--json", group=consumer_user["group"])
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["messages"] == 0
+
+
+def test_wrong_password_and_missing_acl_fail_clearly(kafka_server, topic, consumer_user):
+    wrong = run_tool(kafka_server, topic, "not-the-password", "--all")
+    assert wrong.returncode != 0 and "SaslAuthenticationFailedError" in wrong.stderr, wrong.stderr[-500:]
+    assert "not-the-password" not in wrong.stderr + wrong.stdout
+    stranger = scram_user(kafka_server, "stranger")
+    denied = run_tool(kafka_server, topic, stranger, "--all", user="stranger")
+    assert denied.returncode != 0
+    assert "may not read" in denied.stderr or "Authorization" in denied.stderr, denied.stderr[-500:]
