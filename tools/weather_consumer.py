@@ -90,14 +90,15 @@ def print_table(report, out):
               f"{report['duplicates']} duplicates, {report['skipped']} not weather\n")
     if not report["stations"]:
         return
-    header = f"{'station':<14}{'count':>7}  " + "  ".join(f"{f + ' min/mean/max':>26}" for f in FIELDS)
+    width = max(8, *(len(name) for name in report["stations"])) + 2
+    header = f"{'station':<{width}}{'count':>7}  " + "  ".join(f"{f + ' min/mean/max':>26}" for f in FIELDS)
     out.write(header + "\n")
     for name, entry in report["stations"].items():
         cells = []
         for field in FIELDS:
             agg = entry["fields"].get(field)
             cells.append(f"{agg['min']:>8.2f}/{agg['mean']:>8.2f}/{agg['max']:>8.2f}" if agg else f"{'-':>26}")
-        out.write(f"{name:<14}{entry['count']:>7}  " + "  ".join(cells) + "\n")
+        out.write(f"{name:<{width}}{entry['count']:>7}  " + "  ".join(cells) + "\n")
 
 
 def load_settings(args):
