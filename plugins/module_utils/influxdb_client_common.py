@@ -126,6 +126,44 @@ class InfluxDBApi:
             return resp
         return json.loads(resp.data) if resp.data else None
 
+    def stream(self, method, path, query=None, body=None, headers=None, token=None):
+        """One API call whose request body (a file object) and answer are streamed, for payloads too large for
+        memory (backup and restore). Uses the client's own connection pool (same TLS settings as request()).
+
+        Returns the urllib3 response unread (read it with .stream()/.read(), then .release_conn()); the answer is
+        not decompressed (decode_content=False). Raises InfluxDBError with the server's message on an HTTP error.
+        """
+        import urllib3  # a dependency of influxdb-client
+
+        send = {}
+        use_token = token if token is not None else self.token
+        if use_token:
+            send["Authorization"] = f"Token {use_token}"
+        send.update(headers or {})
+        url = self.url + path
+        if query:
+            from urllib.parse import urlencode
+            url += "?" + urlencode([(k, v) for k, v in query.items() if v is not None])
+        timeout = urllib3.Timeout(connect=self.module.params["timeout"], read=self.module.params["timeout"])
+        try:
+            resp = self.client.api_client.rest_client.pool_manager.request(
+                method, url, body=body, headers=send, preload_content=False, decode_content=False,
+                timeout=timeout, retries=False)
+        except Exception as exc:  # connection refused, TLS verification, timeouts
+            raise InfluxDBError(0, f"cannot reach InfluxDB at {self.url}: {_short(exc)}") from None
+        if resp.status >= 400:
+            data = resp.read(decode_content=True)
+            resp.release_conn()
+            message = f"HTTP {resp.status}"
+            try:
+                parsed = json.loads(data)
+                message = parsed.get("message") or parsed.get("error") or str(parsed)
+            except (ValueError, AttributeError):
+                if data:
+                    message = data[:300].decode("utf-8", "replace")
+            raise InfluxDBError(resp.status, message)
+        return resp
+
     # -- lookups --------------------------------------------------------------------------------
     def org(self, name=None):
         """The organization by name (the module's org by default); fails the module when unknown."""
