@@ -4,8 +4,9 @@ The session server (``influxdb_server``) gets a bucket of known points spread ov
 and the backup restored onto a second influxd started fresh (not set up) from the artifact store: the points come
 back equal (count and every value), tokens of the backup work and later ones do not, a target holding data is
 refused without force (and replaced with it), a wrong operator token or a damaged backup is refused before anything
-changes. playbooks/backup.yml runs three times against the session server with influxdb_backup_keep=2: a new backup
-each time, pruned to two, 0700/0600, the token never in the output.
+changes; the role's tokens.yml (the converge playbooks/restore.yml runs afterwards) re-creates into the generated vault a
+client token the backup lacks. playbooks/backup.yml runs three times against the session server with
+influxdb_backup_keep=2: a new backup each time, pruned to two, 0700/0600, the token never in the output.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, run_module
 from fixtures.influxdb_server import start_influxd
@@ -281,3 +283,45 @@ def test_backup_playbook_keeps_the_newest_and_prunes(source, tmp_path):
         sidecar = json.loads((root / name / f"{name}.isobar.json").read_text())
         assert sidecar["counts"] == {bucket: STATIONS * HOURS * FIELDS} and sidecar["label"] == "localhost"
     assert os.listdir(tmp_path / "staging") == [], "the staging copy is removed"
+
+
+# --- after a restore, the role re-captures client tokens the backup lacks into the generated vault -----------------
+
+def test_role_recreates_into_the_vault_a_client_token_the_backup_lacks(backup, fresh, source, tmp_path):
+    """The converge playbooks/restore.yml runs after the restore, reduced to the role's tokens.yml: the vault's
+    reader token (in the backup) is kept, the late one (created after the backup) is re-created and written to the
+    generated vault, where the restored instance accepts it."""
+    server, bucket = source["server"], source["bucket"]
+    vault_file = tmp_path / "vault_generated.yml"
+    playbook = tmp_path / "tokens.yml"
+    playbook.write_text(json.dumps([{"name": "Client tokens after a restore", "hosts": "localhost",
+                                     "gather_facts": False, "tasks": [{
+                                         "name": "Tokens", "ansible.builtin.include_role": {
+                                             "name": "influxdb", "tasks_from": "tokens.yml"}}]}]))
+    settings = tmp_path / "settings.json"
+    read = [{"action": "read", "type": "buckets", "name": bucket}]
+    settings.write_text(json.dumps({
+        "influxdb_api_url": fresh.url, "influxdb_ca_file": fresh.ca_path, "influxdb_operator_token": server.token,
+        "influxdb_org": fresh.org, "influxdb_module_python": sys.executable,
+        "influxdb_generated_vault_file": str(vault_file),
+        "influxdb_client_tokens": {"reader": source["reader"], "late": backup["late"]},
+        "influxdb_tokens": [{"name": "reader", "description": f"backup test reader {bucket}", "permissions": read},
+                            {"name": "late", "description": f"backup test late {bucket}", "permissions": read}]}))
+    settings.chmod(0o600)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
+                           "-e", f"@{settings}", "-e", json.dumps({"ansible_python_interpreter": sys.executable}),
+                           str(playbook)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "Created and stored: late; kept: reader." in " ".join(output.split())
+    assert server.token not in output and backup["late"] not in output and source["reader"] not in output
+
+    from ansible.parsing.vault import VaultLib, VaultSecret  # the lab identity ansible.cfg loads
+    secret = VaultSecret((ROOT / "inventories" / "lab" / "vault-password.txt").read_bytes().strip())
+    stored = yaml.safe_load(VaultLib([("lab", secret)]).decrypt(vault_file.read_bytes()))
+    assert set(stored["vault_influxdb_tokens"]) == {"late"} and stored["vault_influxdb_tokens"]["late"] != backup["late"]
+    assert _mode(vault_file) == 0o600
+    status, _ = fresh.api("GET", "/api/v2/buckets?limit=1", token=stored["vault_influxdb_tokens"]["late"])
+    assert status == 200
+    assert _values(fresh, bucket, token=stored["vault_influxdb_tokens"]["late"]) == source["values"]
