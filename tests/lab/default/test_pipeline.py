@@ -111,10 +111,14 @@ from(bucket: "{lab['influxdb_bucket']}")
     return points
 
 
-def test_consumer_cli_and_checkpoint_are_private(host):
+def test_consumer_cli_and_checkpoint_are_private(host, lab):
     config = host.file("/etc/isobar/weather-consumer.json")
     assert config.user == "root" and config.mode == 0o600
     assert host.file("/usr/local/bin/weather-consumer").mode == 0o755
+    if host.backend.host == lab["producer_host"]:
+        directory, checkpoint = host.file(str(Path(CHECKPOINT).parent)), host.file(CHECKPOINT)
+        assert directory.user == "root" and directory.mode == 0o700
+        assert checkpoint.user == "root" and checkpoint.mode == 0o600
 
 
 def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
