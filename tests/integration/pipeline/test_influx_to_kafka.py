@@ -184,6 +184,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(job, kafka_server, influxdb
     write_points(influxdb_server, job["name"], T0, 2)
     cases = [
         (dict(sasl_password="wrong-password"), "authentication failed"),
+        (dict(bootstrap_servers=["127.0.0.1:1"], connect_timeout=3), "cannot reach the Kafka cluster"),
+        (dict(url="https://127.0.0.1:1"), "cannot reach InfluxDB"),
         (dict(topic="no-such-topic"), "no-such-topic"),
         (dict(token="not-a-token"), "token not accepted"),
         (dict(bucket="no-such-bucket"), "no-such-bucket"),
