@@ -2,6 +2,7 @@
 store against the real local Kafka (SASL_SSL, SCRAM-SHA-512, ACLs) and InfluxDB (HTTPS) test servers."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -71,6 +72,7 @@ def rendered(kafka_server, influxdb_server, tmp_path_factory):
         "telegraf_kafka_user": "telegraf", "telegraf_kafka_password": password,
         "telegraf_influxdb_url": influxdb_server.url, "telegraf_influxdb_org": influxdb_server.org,
         "telegraf_influxdb_bucket": "telegraf", "telegraf_influxdb_token": auth["token"],
+        "telegraf_watchdog_stats": str(work / "internal_write.json"),
         "ansible_python_interpreter": sys.executable,
     }
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
@@ -170,6 +172,14 @@ def test_agent_publishes_weather_to_kafka_and_influxdb(telegraf_binary, rendered
         assert counts.get("weather") and counts.get("prometheus"), counts
         errors = [line for line in (rendered["dir"] / "agent.log").read_text().splitlines() if " E! " in line]
         assert not errors, errors[:5]
+
+        # The watchdog's view of the Kafka output: progress, nothing stuck.
+        spec = importlib.util.spec_from_file_location("kafka_watchdog", ROLE / "files" / "kafka_watchdog.py")
+        watchdog = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(watchdog)
+        sample = watchdog.newest_sample(str(rendered["dir"] / "internal_write.json"), "kafka")
+        assert sample and sample["written"] > 0 and sample["errors"] == 0, sample
+        assert watchdog.decide(None, sample, time.time(), 180, 120)[0] == "ok"
     finally:
         consumer.close()
         agent.terminate()

@@ -42,6 +42,13 @@ def test_agent_runs_as_telegraf_without_a_shell(host):
     assert host.user("telegraf").shell in ("/usr/sbin/nologin", "/bin/false")
 
 
+def test_kafka_output_watchdog_is_scheduled_and_sees_progress(host):
+    timer = host.service("telegraf-watchdog.timer")
+    assert timer.is_enabled and timer.is_running
+    stats = host.file("/var/lib/telegraf/internal_write.json")
+    assert stats.exists and '"output":"kafka"' in stats.content_string
+
+
 def test_agent_listens_nowhere(host):
     listening = host.check_output("ss -Htlnup")
     assert "telegraf" not in listening
