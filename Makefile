@@ -44,8 +44,15 @@ engine: venv ## Install and start the Docker engine, build the lab base image
 artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE
 	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE)
 
+.PHONY: vault-check
+vault-check: venv ## Check the vault password opens the inventory's vault
+	@ansible-vault view $(INVENTORY)/group_vars/all/vault.yml >/dev/null 2>&1 || { \
+	  echo "Cannot decrypt $(INVENTORY)/group_vars/all/vault.yml: wrong vault password." >&2; \
+	  echo "The lab's published throwaway password is in inventories/lab/vault-password.txt (ansible.cfg vault_identity_list)." >&2; \
+	  exit 1; }
+
 .PHONY: lab
-lab: venv artifacts ## From zero: toolchain, engine, image, artifacts, lab hosts, then site.yml
+lab: venv vault-check artifacts ## From zero: toolchain, engine, image, artifacts, lab hosts, then site.yml
 	ansible-playbook lab/create.yml -i $(INVENTORY) $(LAB_ARGS)
 	ansible-playbook site.yml -i $(INVENTORY)
 	ansible-playbook lab/info.yml -i $(INVENTORY)
