@@ -1,25 +1,34 @@
-"""The test lab inventory must see every group_vars file of the lab inventory."""
+"""The inventories built from links to the lab inventory (Molecule's test lab, the bench lab) must see every
+group_vars file of the lab inventory, and nothing else through their links."""
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab" / "group_vars"
-TEST_LAB = ROOT / "molecule" / "shared" / "inventory" / "group_vars"
-GENERATED = {"vault_generated.yml", "vault.yml"}  # the test lab has its own copies
+LINKED = {
+    "test lab": ROOT / "molecule" / "shared" / "inventory" / "group_vars",
+    "bench lab": ROOT / "bench" / "inventory" / "group_vars",
+}
+GENERATED = {"vault_generated.yml", "vault.yml"}  # the linked inventories have their own copies
 
 
-def test_every_lab_group_vars_entry_is_linked_into_the_test_lab():
+@pytest.mark.parametrize("name", sorted(LINKED))
+def test_every_lab_group_vars_entry_is_linked(name):
+    linked = LINKED[name]
     missing = []
     for entry in sorted(LAB.iterdir()):
         if entry.is_dir() and entry.name == "all":
             for item in sorted(entry.iterdir()):
-                if item.name not in GENERATED and not (TEST_LAB / "all" / item.name).exists():
+                if item.name not in GENERATED and not (linked / "all" / item.name).exists():
                     missing.append(f"all/{item.name}")
-        elif not (TEST_LAB / entry.name).exists():
+        elif not (linked / entry.name).exists():
             missing.append(entry.name)
-    assert not missing, f"link these into molecule/shared/inventory/group_vars: {missing}"
+    assert not missing, f"link these into {linked.relative_to(ROOT)}: {missing}"
 
 
-def test_links_resolve_to_the_lab_files():
-    for link in TEST_LAB.rglob("*"):
+@pytest.mark.parametrize("name", sorted(LINKED))
+def test_links_resolve_to_the_lab_files(name):
+    for link in LINKED[name].rglob("*"):
         if link.is_symlink():
             assert link.resolve().is_relative_to(LAB), f"{link} points outside the lab inventory"
