@@ -35,6 +35,14 @@ options:
     description: Largest accepted distance (records) between the quorum's high watermark and a voter's log end.
     type: int
     default: 100
+  check_logins:
+    description:
+      - Also log in as O(sasl_username) on every registered, unfenced broker, one at a time; a broker that rejects
+        the login (or cannot be reached) makes the cluster unhealthy and is listed in RV(login_failures).
+      - Catches a restarted broker that came back without the SCRAM credentials while the rest of the cluster
+        looks fine (it leads nothing yet, so nothing is under-replicated), before the next broker goes down.
+    type: bool
+    default: false
   bootstrap_servers:
     description: Brokers to bootstrap from, as C(host:port) of their SASL_SSL listener.
     type: list
@@ -141,12 +149,31 @@ offline_partitions:
   returned: always
   type: list
   elements: dict
+leaders_per_broker:
+  description:
+    - Number of partitions each node leads, keyed by node id (as a string); every registered broker is listed, with 0
+      when it leads nothing. A node that is not registered but still named as a leader is listed too.
+  returned: always
+  type: dict
+  sample: {"1": 3, "2": 0, "3": 3}
+login_failures:
+  description: With O(check_logins), the brokers that rejected the login (C(id), C(address), C(error)); else empty.
+  returned: always
+  type: list
+  elements: dict
+preferred_leader_mismatches:
+  description:
+    - Partitions led by another replica than their preferred one (the first of C(replicas)); empty after a successful
+      preferred leader election with every broker in sync. Offline partitions are not listed here.
+  returned: always
+  type: list
+  elements: dict
 """
 
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kafka_client import KAFKA_CONNECTION_ARGS, close_quietly, connect
+from ansible.module_utils.kafka_client import KAFKA_CONNECTION_ARGS, close_quietly, connect, describe_exception, try_login
 
 
 def _replica(entry, high_watermark):
@@ -169,7 +196,8 @@ def assess(cluster, quorum, topics, expected_brokers, expected_voters, max_quoru
         "voters": [_replica(v, high_watermark) for v in partition.get("current_voters") or []],
         "observers": [_replica(o, high_watermark) for o in partition.get("observers") or []],
     }
-    under, offline, count = [], [], 0
+    under, offline, mismatched, count = [], [], [], 0
+    leaders = {str(b["id"]): 0 for b in brokers}
     for topic in topics:
         for part in topic.get("partitions") or []:
             count += 1
@@ -177,6 +205,10 @@ def assess(cluster, quorum, topics, expected_brokers, expected_voters, max_quoru
                      "replicas": part["replica_nodes"], "isr": part["isr_nodes"], "leader": part["leader_id"]}
             if part["leader_id"] is None or part["leader_id"] < 0:
                 offline.append(entry)
+            else:
+                leaders[str(part["leader_id"])] = leaders.get(str(part["leader_id"]), 0) + 1
+                if part["replica_nodes"] and part["leader_id"] != part["replica_nodes"][0]:
+                    mismatched.append(dict(entry, preferred=part["replica_nodes"][0]))
             if len(part["isr_nodes"]) < len(part["replica_nodes"]):
                 under.append(entry)
 
@@ -212,6 +244,8 @@ def assess(cluster, quorum, topics, expected_brokers, expected_voters, max_quoru
         "partitions": count,
         "under_replicated_partitions": under,
         "offline_partitions": offline,
+        "leaders_per_broker": leaders,
+        "preferred_leader_mismatches": mismatched,
     }
 
 
@@ -220,6 +254,7 @@ def main():
         expected_brokers=dict(type="list", elements="int", default=[]),
         expected_voters=dict(type="list", elements="int", default=[]),
         max_quorum_lag=dict(type="int", default=100),
+        check_logins=dict(type="bool", default=False),
     )
     argument_spec.update(KAFKA_CONNECTION_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -233,8 +268,29 @@ def main():
         close_quietly(client)
         module.fail_json(msg=f"kafka_cluster_info: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
     close_quietly(client)
-    module.exit_json(changed=False, **assess(cluster, quorum, topics, p["expected_brokers"], p["expected_voters"],
-                                             p["max_quorum_lag"]))
+    result = assess(cluster, quorum, topics, p["expected_brokers"], p["expected_voters"], p["max_quorum_lag"])
+    result["login_failures"] = check_broker_logins(p, result["brokers"]) if p["check_logins"] else []
+    if result["login_failures"]:
+        result["problems"] = result["problems"] + [
+            f"broker {f['id']} ({f['address']}) rejects the login of {p['sasl_username']!r}: {f['error']}"
+            for f in result["login_failures"]]
+        result["healthy"] = False
+    module.exit_json(changed=False, **result)
+
+
+def check_broker_logins(params, brokers):
+    """Log in on each registered, unfenced broker alone; the ones that refuse, with the reason."""
+    failures = []
+    for broker in brokers:
+        if broker["fenced"] or not broker.get("host"):
+            continue
+        address = f"{broker['host']}:{broker['port']}"
+        single = dict(params, bootstrap_servers=[address])
+        error = try_login(single, params["sasl_username"], params["sasl_password"])
+        if error is not None:
+            failures.append({"id": broker["id"], "address": address,
+                             "error": describe_exception(error, single)})
+    return failures
 
 
 if __name__ == "__main__":

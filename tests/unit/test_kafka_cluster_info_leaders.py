@@ -1,0 +1,58 @@
+"""kafka_cluster_info's leadership facts (used by playbooks/broker-failover.yml): leaders per broker and
+partitions not led by their preferred replica. Pure, no server."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+import kafka_client  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster_info():
+    sys.modules.setdefault("ansible.module_utils.kafka_client", kafka_client)
+    spec = importlib.util.spec_from_file_location("kafka_cluster_info", ROOT / "plugins" / "modules" / "kafka_cluster_info.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+QUORUM = {"topics": [{"partitions": [{"leader_id": 1, "leader_epoch": 1, "high_watermark": 5,
+                                      "current_voters": [{"replica_id": i, "log_end_offset": 5} for i in (1, 2, 3)],
+                                      "observers": []}]}]}
+BROKERS = {"brokers": [{"broker_id": i, "is_fenced": False} for i in (1, 2, 3)]}
+
+
+def part(index, leader, replicas, isr=None):
+    return {"partition_index": index, "leader_id": leader, "replica_nodes": replicas,
+            "isr_nodes": replicas if isr is None else isr}
+
+
+def test_balanced_cluster_has_no_mismatch(cluster_info):
+    topics = [{"name": "t", "partitions": [part(0, 1, [1, 2, 3]), part(1, 2, [2, 3, 1]), part(2, 3, [3, 1, 2])]}]
+    result = cluster_info.assess(BROKERS, QUORUM, topics, [1, 2, 3], [1, 2, 3], 10)
+    assert result["leaders_per_broker"] == {"1": 1, "2": 1, "3": 1}
+    assert result["preferred_leader_mismatches"] == []
+    assert result["healthy"] is True
+
+
+def test_broker_down_moves_leadership_and_is_listed_with_zero(cluster_info):
+    topics = [{"name": "t", "partitions": [part(0, 1, [1, 2, 3], [1, 3]), part(1, 3, [2, 3, 1], [3, 1]),
+                                           part(2, 3, [3, 1, 2], [3, 1]), part(3, -1, [2], [])]}]
+    result = cluster_info.assess(BROKERS, QUORUM, topics, [1, 2, 3], [1, 2, 3], 10)
+    assert result["leaders_per_broker"] == {"1": 1, "2": 0, "3": 2}
+    assert result["preferred_leader_mismatches"] == [
+        {"topic": "t", "partition": 1, "replicas": [2, 3, 1], "isr": [3, 1], "leader": 3, "preferred": 2}]
+    assert [o["partition"] for o in result["offline_partitions"]] == [3]
+
+
+def test_leader_that_is_not_registered_is_still_counted(cluster_info):
+    """A crashed broker stays named as leader until it is fenced: the drill must see it."""
+    topics = [{"name": "t", "partitions": [part(0, 2, [2, 1, 3])]}]
+    result = cluster_info.assess({"brokers": [{"broker_id": 1}, {"broker_id": 3}]}, QUORUM, topics, [], [], 10)
+    assert result["leaders_per_broker"] == {"1": 0, "3": 0, "2": 1}
