@@ -20,6 +20,8 @@ INVENTORY ?= inventories/lab
 # Extra arguments for the lab engine playbooks, e.g. LAB_ARGS='-e lab_dockerd_args=--storage-driver=vfs'
 LAB_ARGS ?=
 MOLECULE_SCENARIOS ?= --all
+# Extra arguments of the benchmark, e.g. BENCH_ARGS='--runs 5 --keep-lab' (bench/bench.py --help)
+BENCH_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
@@ -60,6 +62,10 @@ lab: venv vault-check artifacts ## From zero: toolchain, engine, image, artifact
 .PHONY: lab-destroy
 lab-destroy: venv ## Remove the lab hosts and their network (keeps the image and the artifact store)
 	ansible-playbook lab/destroy.yml -i $(INVENTORY) $(LAB_ARGS)
+
+.PHONY: bench
+bench: venv artifacts ## Benchmark on a private bench lab (isobar-bench-*): table + bench/results/<date>.json/.md
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 .PHONY: lint
 lint: venv ## yamllint + ansible-lint (production profile)
