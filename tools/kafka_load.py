@@ -179,7 +179,8 @@ class Load:
         self.flush_timeout = max(30.0, delivery_timeout + 30)
         self.delivery_timeout = delivery_timeout
         self.pending: dict[int, float] = {}  # seq -> wall time sent, until acked or failed
-        self.wedged_at: float | None = None
+        self.overdue_at: float | None = None  # first time a send stayed unresolved well past the delivery timeout
+        self.longest_wait = 0.0  # longest time from a send to its outcome (ack or error)
 
     def _ok(self, seq: int, started: float, sent_at: float):
         def callback(metadata):
@@ -189,6 +190,7 @@ class Load:
                 self.acked_ids.add(seq)
                 self.latencies.append(latency)
                 self.pending.pop(seq, None)
+                self.longest_wait = max(self.longest_wait, time.time() - sent_at)
             self.events.write("ack", seq=seq, sent=round(sent_at, 4), p=metadata.partition, o=metadata.offset)
         return callback
 
@@ -198,6 +200,7 @@ class Load:
                 self.failed += 1
                 self.failed_ids.add(seq)
                 self.pending.pop(seq, None)
+                self.longest_wait = max(self.longest_wait, time.time() - sent_at)
                 self.errors[type(exc).__name__] += 1
                 detailed = self.errors[type(exc).__name__] <= 3
                 if len(self.first_errors) < 5:
@@ -207,16 +210,18 @@ class Load:
         return errback
 
     def _watch(self):
-        """A send still unresolved well past the delivery timeout means the client is stuck (it must end in an
-        ack or an error by then): record it once, so a hang is never mistaken for a slow cluster."""
+        """A send still unresolved well past the delivery timeout should have ended in an ack or an error by then:
+        record it (once), so a client that holds sends back is never mistaken for a slow cluster. kafka-python
+        does that while it waits for a new producer id (none can be had without a KRaft quorum); it is only
+        stuck for good if they are still unresolved at the end (summary: producer_stuck)."""
         now = time.time()
         with self.lock:
             oldest = min(self.pending.values(), default=now)
             unresolved = len(self.pending)
-        if self.wedged_at is None and now - oldest > self.delivery_timeout + 20:
-            self.wedged_at = now
-            self.events.write("producer_wedged", oldest_sent=round(oldest, 4), unresolved=unresolved)
-            print(f"kafka_load: producer stuck: {unresolved} sends unresolved, the oldest {now - oldest:.0f} s old "
+        if self.overdue_at is None and now - oldest > self.delivery_timeout + 20:
+            self.overdue_at = now
+            self.events.write("sends_overdue", oldest_sent=round(oldest, 4), unresolved=unresolved)
+            print(f"kafka_load: {unresolved} sends unresolved, the oldest {now - oldest:.0f} s old "
                   f"(delivery timeout {self.delivery_timeout:g} s)", file=sys.stderr, flush=True)
 
     def run(self, stop: threading.Event, duration: float, stop_file: str | None):
@@ -581,7 +586,11 @@ def main() -> int:
         "sent": load.sent, "acked": load.acked, "failed": load.failed, "unacknowledged": load.sent - load.acked - load.failed,
         "errors": dict(load.errors), "first_errors": load.first_errors,
         "broker_errors_retried": dict(retried.counts),
-        "producer_stuck": load.wedged_at is not None or load.stuck,
+        # Sends still unresolved when the producer was closed (the client hung for good).
+        "producer_stuck": load.stuck,
+        # Longest time from a send to its ack or error; above the delivery timeout the client held sends back.
+        "longest_send_wait_s": round(load.longest_wait, 1),
+        "sends_overdue_seen": load.overdue_at is not None,
         "client_fix": client_fix,
         "read_back": len(seen), "acked_missing_from_topic": len(missing),
         "latency_ms": {"p50": round(percentile(load.latencies, 0.50) * 1000, 1),
