@@ -56,3 +56,25 @@ def test_leader_that_is_not_registered_is_still_counted(cluster_info):
     topics = [{"name": "t", "partitions": [part(0, 2, [2, 1, 3])]}]
     result = cluster_info.assess({"brokers": [{"broker_id": 1}, {"broker_id": 3}]}, QUORUM, topics, [], [], 10)
     assert result["leaders_per_broker"] == {"1": 0, "3": 0, "2": 1}
+
+
+def test_check_logins_lists_each_broker_that_refuses(cluster_info, monkeypatch):
+    """Each registered, unfenced broker is logged in to alone; the ones that refuse are named with the reason."""
+    tried = []
+
+    def fake_login(params, user, password):
+        tried.append(params["bootstrap_servers"])
+        if params["bootstrap_servers"] == ["10.0.0.2:9092"]:
+            return RuntimeError("Authentication failed during authentication due to invalid credentials")
+        return None
+
+    monkeypatch.setattr(cluster_info, "try_login", fake_login)
+    monkeypatch.setattr(cluster_info, "describe_exception", lambda exc, params, user=None: f"refused: {exc}")
+    brokers = [{"id": 1, "host": "10.0.0.1", "port": 9092, "fenced": False},
+               {"id": 2, "host": "10.0.0.2", "port": 9092, "fenced": False},
+               {"id": 3, "host": "10.0.0.3", "port": 9092, "fenced": True}]
+    params = {"bootstrap_servers": ["10.0.0.1:9092"], "sasl_username": "admin", "sasl_password": "x"}
+    failures = cluster_info.check_broker_logins(params, brokers)
+    assert tried == [["10.0.0.1:9092"], ["10.0.0.2:9092"]]  # the fenced broker is not asked
+    assert failures == [{"id": 2, "address": "10.0.0.2:9092",
+                         "error": "refused: Authentication failed during authentication due to invalid credentials"}]
