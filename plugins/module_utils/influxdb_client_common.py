@@ -25,11 +25,15 @@ except ImportError:  # reported by InfluxDBApi.__init__ through missing_required
 NOTHING_CHANGED = "Nothing was changed."
 
 
-def influxdb_argument_spec(org_required=True):
-    """Connection options every module shares (documented in each module's DOCUMENTATION)."""
+def influxdb_argument_spec(org_required=True, token_required=False):
+    """Connection options every module shares, a new dict each call.
+
+    Documented by the influxdb_connection doc fragment (plugins/doc_fragments/influxdb_connection.py),
+    which says org is required and token is not; a module that passes other values says so in its
+    own DOCUMENTATION."""
     return dict(
         url=dict(type="str", required=True, fallback=(env_fallback, ["INFLUX_HOST"])),
-        token=dict(type="str", no_log=True, fallback=(env_fallback, ["INFLUX_TOKEN"])),
+        token=dict(type="str", required=token_required, no_log=True, fallback=(env_fallback, ["INFLUX_TOKEN"])),
         org=dict(type="str", required=org_required, fallback=(env_fallback, ["INFLUX_ORG"])),
         ca_path=dict(type="path"),
         validate_certs=dict(type="bool", default=True),

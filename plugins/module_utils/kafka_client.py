@@ -22,7 +22,8 @@ except ImportError:  # reported by check_kafka_library() with the interpreter's 
     HAS_KAFKA = False
     KAFKA_IMPORT_ERROR = traceback.format_exc()
 
-# Connection options shared by every kafka_* module (documented in each module's DOCUMENTATION).
+# Connection options shared by every kafka_* module and influx_to_kafka, documented by the kafka_connection
+# doc fragment (plugins/doc_fragments/kafka_connection.py).
 KAFKA_CONNECTION_ARGS = dict(
     bootstrap_servers=dict(type="list", elements="str", required=True),
     sasl_username=dict(type="str", required=True),

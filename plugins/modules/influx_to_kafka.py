@@ -28,9 +28,10 @@ description:
   - Runs on the same checkpoint exclude each other with a lock file; a second concurrent run fails at once.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
-  - kafka-python >= 2.1 (idempotent producer)
+extends_documentation_fragment:
+  - kafka_connection
+  - influxdb_connection
+  - attributes
 notes:
   - The checkpoint is a point's time, so points written later with a time at or before the checkpoint
     are never published. Writers that deliver late set O(stop_lag) to their maximal delay.
@@ -41,29 +42,9 @@ notes:
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
     station holds within a partition only.
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://influxdb1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description: InfluxDB token allowed to read O(bucket) (the producer token). Env C(INFLUX_TOKEN).
-    type: str
     required: true
-  org:
-    description: Organization of the bucket (name). Env C(INFLUX_ORG).
-    type: str
-    required: true
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify InfluxDB's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for an InfluxDB answer.
-    type: int
-    default: 30
   bucket:
     description: Bucket to read.
     type: str
@@ -110,44 +91,8 @@ options:
     type: str
     choices: [none, gzip]
     default: none
-  bootstrap_servers:
-    description: Kafka brokers as C(host:port), client listener (SASL_SSL).
-    type: list
-    elements: str
-    required: true
   sasl_username:
     description: SCRAM user of the producer (needs WRITE on O(topic); DESCRIBE comes with it).
-    type: str
-    required: true
-  sasl_password:
-    description: Its SCRAM password.
-    type: str
-    required: true
-  sasl_mechanism:
-    description: SCRAM mechanism.
-    type: str
-    choices: [SCRAM-SHA-256, SCRAM-SHA-512]
-    default: SCRAM-SHA-512
-  ssl_cafile:
-    description: PEM file of the CA that signed the brokers' certificates.
-    type: path
-    required: true
-  ssl_check_hostname:
-    description: Check that the brokers' certificates name the address used.
-    type: bool
-    default: true
-  api_version:
-    description: Kafka protocol version to speak (set explicitly, probing is unreliable on KRaft).
-    type: str
-    default: "4.0"
-  connect_timeout:
-    description: Seconds to wait for the Kafka cluster at connection.
-    type: int
-    default: 20
-  request_timeout:
-    description: Seconds to wait for one Kafka request.
-    type: int
-    default: 30
 attributes:
   check_mode:
     support: full
@@ -391,8 +336,7 @@ def validate(module):
 
 
 def main():
-    argument_spec = influxdb_argument_spec()
-    argument_spec["token"]["required"] = True
+    argument_spec = influxdb_argument_spec(token_required=True)
     argument_spec.update(KAFKA_CONNECTION_ARGS)
     argument_spec.update(
         bucket=dict(type="str", required=True),

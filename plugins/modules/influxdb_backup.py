@@ -25,30 +25,17 @@ description:
     nothing is written.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://127.0.0.1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description: Operator token (all permissions). Env C(INFLUX_TOKEN).
-    type: str
   org:
     description: Organization of the O(count_buckets). Env C(INFLUX_ORG).
-    type: str
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
+    required: false
   timeout:
     description: Seconds to wait for a connection or for the next bytes of an answer.
-    type: int
-    default: 30
   path:
     description:
       - Directory to write the backup into; created (mode 0700), and it must not exist yet or be empty.

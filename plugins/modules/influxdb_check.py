@@ -19,31 +19,12 @@ description:
     sees points whose timestamps fall in the last O(every) when it runs.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://127.0.0.1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description: API token allowed to manage checks (and read the queried bucket) in O(org). Env C(INFLUX_TOKEN).
-    type: str
-  org:
-    description: Organization name. Env C(INFLUX_ORG).
-    type: str
-    required: true
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for an API answer.
-    type: int
-    default: 30
   name:
     description: Check name (unique in the org).
     type: str

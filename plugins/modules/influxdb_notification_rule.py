@@ -15,31 +15,12 @@ description:
     O(status_rules) and O(tag_rules) to the notification endpoint O(endpoint).
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://127.0.0.1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description: API token allowed to manage notification rules in O(org). Env C(INFLUX_TOKEN).
-    type: str
-  org:
-    description: Organization name. Env C(INFLUX_ORG).
-    type: str
-    required: true
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for an API answer.
-    type: int
-    default: 30
   name:
     description: Rule name (unique in the org).
     type: str

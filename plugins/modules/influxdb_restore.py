@@ -27,33 +27,20 @@ description:
   - In check mode the backup and the target are inspected (and a refusal reported) exactly as in a real run.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://127.0.0.1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description:
       - Operator token. On a set-up target it must be accepted; on a fresh one it becomes the operator token of the
         setup. It must be an operator token of the backup (see the description).
       - Env C(INFLUX_TOKEN).
-    type: str
   org:
     description: Organization a fresh target is set up with before the restore replaces it; default the backup's first. Env C(INFLUX_ORG).
-    type: str
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
+    required: false
   timeout:
     description: Seconds to wait for a connection or for the next bytes of an answer.
-    type: int
-    default: 30
   path:
     description: Directory holding one backup (exactly one C(*.manifest) and the files it names).
     type: path

@@ -20,33 +20,16 @@ description:
   - Tokens and passwords are never shown in the diff.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://127.0.0.1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description:
       - Operator token. Used as the token of the setup when the instance is not set up yet (it must then be at
         least 16 characters), and to authenticate afterwards. Env C(INFLUX_TOKEN).
-    type: str
   org:
-    description: Name of the organization created by setup.
-    type: str
-    required: true
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for an API answer.
-    type: int
-    default: 30
+    description: Name of the organization created by setup. Env C(INFLUX_ORG).
   bucket:
     description: Name of the first bucket created by setup.
     type: str

@@ -18,8 +18,9 @@ description:
   - Read-only; it never changes anything, so C(changed) is always false.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - kafka-python >= 3.0 on the host running the module (the client_venv role)
+extends_documentation_fragment:
+  - kafka_connection
+  - attributes
 options:
   expected_brokers:
     description: Node ids that must be registered and not fenced for C(healthy).
@@ -43,44 +44,8 @@ options:
         looks fine (it leads nothing yet, so nothing is under-replicated), before the next broker goes down.
     type: bool
     default: false
-  bootstrap_servers:
-    description: Brokers to bootstrap from, as C(host:port) of their SASL_SSL listener.
-    type: list
-    elements: str
-    required: true
   sasl_username:
     description: SCRAM user to authenticate as (needs DESCRIBE on the cluster and topics, e.g. a super user).
-    type: str
-    required: true
-  sasl_password:
-    description: Password of O(sasl_username).
-    type: str
-    required: true
-  sasl_mechanism:
-    description: SASL mechanism of the listener.
-    type: str
-    choices: [SCRAM-SHA-256, SCRAM-SHA-512]
-    default: SCRAM-SHA-512
-  ssl_cafile:
-    description: PEM file of the CA that signed the brokers' certificates.
-    type: path
-    required: true
-  ssl_check_hostname:
-    description: Verify that the broker certificates match the addresses connected to.
-    type: bool
-    default: true
-  api_version:
-    description: Kafka protocol version the client assumes, like V(4.0) or V(4.3) (explicit; probing is unreliable on KRaft).
-    type: str
-    default: "4.0"
-  connect_timeout:
-    description: Seconds to wait for the first connection to the cluster before failing.
-    type: int
-    default: 20
-  request_timeout:
-    description: Seconds to wait for each request.
-    type: int
-    default: 30
 attributes:
   check_mode:
     support: full

@@ -25,8 +25,9 @@ description:
   - Connects with kafka-python's admin client (SASL_SSL, SCRAM, explicit API version).
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - kafka-python >= 3.0 on the host running the module (the client_venv role)
+extends_documentation_fragment:
+  - kafka_connection
+  - attributes
 options:
   name:
     description: Topic name (1-249 characters of V(a-z A-Z 0-9 . _ -)); names starting with C(__) are refused.
@@ -54,54 +55,13 @@ options:
       - Only these keys are managed. An unknown key is an error. V(null) removes a topic-level override.
     type: dict
     default: {}
-  bootstrap_servers:
-    description: Brokers to bootstrap from, as C(host:port) of their SASL_SSL listener.
-    type: list
-    elements: str
-    required: true
   sasl_username:
     description: SCRAM user to authenticate as (needs the rights to create/alter/describe topics).
-    type: str
-    required: true
-  sasl_password:
-    description: Password of O(sasl_username).
-    type: str
-    required: true
-  sasl_mechanism:
-    description: SASL mechanism of the listener.
-    type: str
-    choices: [SCRAM-SHA-256, SCRAM-SHA-512]
-    default: SCRAM-SHA-512
-  ssl_cafile:
-    description: PEM file of the CA that signed the brokers' certificates.
-    type: path
-    required: true
-  ssl_check_hostname:
-    description: Verify that the broker certificates match the addresses connected to.
-    type: bool
-    default: true
-  api_version:
-    description:
-      - Kafka protocol version the client assumes, like V(4.0) or V(4.3). Set explicitly because version
-        probing is unreliable on KRaft; the client still negotiates down to what the broker supports.
-    type: str
-    default: "4.0"
-  connect_timeout:
-    description: Seconds to wait for the first connection to the cluster before failing.
-    type: int
-    default: 20
-  request_timeout:
-    description: Seconds to wait for each request.
-    type: int
-    default: 30
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-notes:
-  - Run it on a host that reaches the brokers and has kafka-python, e.g. a broker with the client_venv role
-    and C(ansible_python_interpreter=/opt/isobar/venv/bin/python).
 """
 
 EXAMPLES = r"""

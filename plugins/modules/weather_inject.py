@@ -24,32 +24,13 @@ description:
     C(temperature), C(humidity), C(pressure), C(wind_speed), precision seconds.
 version_added: "1.0.0"
 author: Isobar contributors
-requirements:
-  - influxdb-client >= 1.30
+extends_documentation_fragment:
+  - influxdb_connection
+  - attributes
 options:
-  url:
-    description: Base URL of InfluxDB, e.g. C(https://influxdb1:8086). Env C(INFLUX_HOST).
-    type: str
-    required: true
   token:
     description: API token with read and write permission on O(bucket). Env C(INFLUX_TOKEN).
-    type: str
     required: true
-  org:
-    description: Organization name. Env C(INFLUX_ORG).
-    type: str
-    required: true
-  ca_path:
-    description: PEM file of the CA that signed InfluxDB's certificate (default is the system trust store).
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Only switch off for debugging.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for an API answer.
-    type: int
-    default: 30
   bucket:
     description: Bucket written to.
     type: str
@@ -312,8 +293,7 @@ def line(measurement, station, ts, values):
 
 
 def main():
-    argument_spec = influxdb_argument_spec()
-    argument_spec["token"]["required"] = True
+    argument_spec = influxdb_argument_spec(token_required=True)
     argument_spec.update(
         bucket=dict(type="str", required=True),
         measurement=dict(type="str", default="weather"),
