@@ -216,6 +216,30 @@ class InfluxDBApi:
                 return items
             offset += len(batch)
 
+    def token_known(self, value):
+        """Whether the server knows this token value (active or inactive): an unknown value gets 401.
+        Raises InfluxDBError for any other failure."""
+        try:
+            self.request("GET", "/api/v2/buckets", {"limit": 1}, token=value)
+            return True
+        except InfluxDBError as exc:
+            if exc.status == 401:
+                return False
+            raise
+
+    def exit_absent(self, current, before, path, what, result_key):
+        """state=absent of one named object: delete ``current`` (found before, or None) at ``path``/<its id>
+        unless in check mode, and exit with changed, ``result_key``: {} and the diff from ``before``."""
+        result = {"changed": bool(current), result_key: {}}
+        if self.module._diff:
+            result["diff"] = dict(before=before, after={})
+        if current and not self.module.check_mode:
+            try:
+                self.request("DELETE", f"{path}/{current['id']}")
+            except InfluxDBError as exc:
+                self.fail(f"cannot delete {what}", exc)
+        self.module.exit_json(**result)
+
     def validate_flux(self, text, org_id):
         """Compile and run a query once (v.* defined over the last minute) so bad Flux or an unknown
         bucket is reported before anything is created. Fails the module with the server's message."""

@@ -117,15 +117,7 @@ def main():
     before = normalize(current)
 
     if params["state"] == "absent":
-        result = dict(changed=bool(current), bucket={})
-        if module._diff:
-            result["diff"] = dict(before=before, after={})
-        if current and not module.check_mode:
-            try:
-                api.request("DELETE", f"/api/v2/buckets/{current['id']}")
-            except InfluxDBError as exc:
-                api.fail(f"cannot delete bucket {params['name']!r}", exc)
-        module.exit_json(**result)
+        api.exit_absent(current, before, "/api/v2/buckets", f"bucket {params['name']!r}", "bucket")
 
     after = dict(before) if current else {"name": params["name"], "retention_seconds": 0, "shard_group_duration": "0s",
                                           "description": ""}

@@ -357,15 +357,7 @@ def main():
     before = normalize(current)
 
     if params["state"] == "absent":
-        result = dict(changed=bool(current), check={})
-        if module._diff:
-            result["diff"] = dict(before=before, after={})
-        if current and not module.check_mode:
-            try:
-                api.request("DELETE", f"/api/v2/checks/{current['id']}")
-            except InfluxDBError as exc:
-                api.fail(f"cannot delete check {params['name']!r}", exc)
-        module.exit_json(**result)
+        api.exit_absent(current, before, "/api/v2/checks", f"check {params['name']!r}", "check")
 
     changed = before != desired
     result = dict(changed=changed, check=dict(desired, id=current["id"] if current else "",

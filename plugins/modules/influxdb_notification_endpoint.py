@@ -166,15 +166,7 @@ def main():
     before = normalize(current)
 
     if params["state"] == "absent":
-        result = dict(changed=bool(current), endpoint={})
-        if module._diff:
-            result["diff"] = dict(before=before, after={})
-        if current and not module.check_mode:
-            try:
-                api.request("DELETE", f"/api/v2/notificationEndpoints/{current['id']}")
-            except InfluxDBError as exc:
-                api.fail(f"cannot delete notification endpoint {params['name']!r}", exc)
-        module.exit_json(**result)
+        api.exit_absent(current, before, "/api/v2/notificationEndpoints", f"notification endpoint {params['name']!r}", "endpoint")
 
     desired = {"name": params["name"], "type": params["type"], "endpoint_url": params["endpoint_url"],
                "method": params["method"], "auth_method": params["auth_method"],

@@ -188,15 +188,7 @@ def main():
     before = normalize(current, names)
 
     if params["state"] == "absent":
-        result = dict(changed=bool(current), rule={})
-        if module._diff:
-            result["diff"] = dict(before=before, after={})
-        if current and not module.check_mode:
-            try:
-                api.request("DELETE", f"/api/v2/notificationRules/{current['id']}")
-            except InfluxDBError as exc:
-                api.fail(f"cannot delete notification rule {params['name']!r}", exc)
-        module.exit_json(**result)
+        api.exit_absent(current, before, "/api/v2/notificationRules", f"notification rule {params['name']!r}", "rule")
 
     endpoint = [e for e in endpoints if e["name"] == params["endpoint"]]
     if len(endpoint) != 1:

@@ -151,16 +151,6 @@ from ansible.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxD
 RESTORE_USER = "isobar-restore"
 
 
-def accepted(api, value):
-    """Whether the server knows this token (401 = unknown)."""
-    try:
-        api.request("GET", "/api/v2/buckets", {"limit": 1}, token=value)
-        return True
-    except InfluxDBError as exc:
-        if exc.status == 401:
-            return False
-        raise
-
 
 def throwaway_password():
     alphabet = string.ascii_letters + string.digits
@@ -227,7 +217,7 @@ def main():
         result["target_state"] = "fresh"
     else:
         try:
-            if not accepted(api, token):
+            if not api.token_known(token):
                 module.fail_json(msg=f"InfluxDB at {api.url} is already set up and does not accept the token, so it cannot "
                                      f"be restored with it. {NOTHING_CHANGED}", target_state="unknown", **result)
             target = api.list_all("/api/v2/buckets", "buckets", {})
@@ -269,7 +259,7 @@ def main():
         step = "continue after the KV restore"
         # The server answers with the restored operator token only when it is stored in plain text (no token
         # hashing, InfluxDB < 2.9 by default); we keep working with the token we were given, which must exist.
-        if not accepted(api, token):
+        if not api.token_known(token):
             module.fail_json(msg=f"the KV store of backup {base} was restored, but it does not hold the given operator "
                                  f"token, so the data cannot be restored with it. Create an operator token with `influxd "
                                  f"recovery auth create-operator` (influxd stopped) and re-run with it and force. The "
@@ -297,7 +287,7 @@ def main():
                 bucket = api.bucket(name, org_id, required=False) if org_id else None
                 result["counts_after"][name] = count_values(api, org_id, name) if bucket else 0
         step = "check the tokens"
-        result["tokens_accepted"] = {name: accepted(api, value) for name, value in (params["check_tokens"] or {}).items()}
+        result["tokens_accepted"] = {name: api.token_known(value) for name, value in (params["check_tokens"] or {}).items()}
     except InfluxDBError as exc:
         changed = "Nothing was changed" if step == "set up the fresh instance" else (
             "The instance may be partially restored: fix the cause and re-run (with force if it then holds points)")
