@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Isobar benchmark: converge, inject, produce, end-to-end latency and failover figures of the pipeline,
-each next to a reference measured in the same run on the same machine, as ratios.
+each next to a reference measured in the same run on the same machine, and their ratio.
 
-One command (`make bench` or `bench/run`) brings up a private bench lab (bench/inventory: containers
-isobar-bench-*, network isobar-bench, 172.30.30.0/24, environment bench), measures, prints a markdown table,
-writes bench/results/<date>.json and .md, and destroys the bench lab. Raw logs stay under
-$ISOBAR_CACHE/bench/<time>/. The dev lab (inventories/lab) and the test lab (isobar-test-*) are never touched.
-See bench/README.md for what each figure is.
+One command (`make bench` or `bench/run`) exports the commit to measure, brings up a private bench lab
+(bench/inventory: containers isobar-bench-*, network isobar-bench, 172.30.30.0/24, environment bench),
+measures, prints a markdown table, writes bench/results/<date>.json and .md, and destroys the bench lab.
+Raw logs stay under $ISOBAR_CACHE/bench/<time>/. The dev lab (inventories/lab) and the test lab
+(isobar-test-*) are never touched. What each figure is: bench/README.md.
 """
 from __future__ import annotations
 
@@ -28,17 +28,26 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository: results and the to
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = ROOT / ".venv" / "bin"
 
-# Workload sizes (also in the table's conditions).
+# Workloads (repeated in each row's conditions).
 INJECT_STATIONS = 100  # x one day at 1 point/min = 144,000 points per run and side
 PRODUCE_STATIONS = 20  # x one day at 1 point/min = 28,800 messages per run and side
 WINDOW_INTERVAL_S = 60
+INJECT_BATCH = 5000  # weather_inject's default batch_size, used by the reference too
+E2E_MESSAGES = 1000  # EndToEndLatency's synchronous round trips
 FAILOVER_BROKER = "kafka2"
+# Run n writes the UTC day <X>_DAYS_AGO + n days back: inside the weather bucket's 30 days, before the pipeline's
+# own checkpoint (yesterday's end, so its producer never sees these windows), inject and produce days apart.
+PRODUCE_DAYS_AGO = 1
+INJECT_DAYS_AGO = 10
+MAX_RUNS = 9
+STEPS = ["converge", "inject", "produce", "latency", "failover"]
 
 
-# -- small helpers -----------------------------------------------------------------------------------
-def loadavg() -> list[float]:
+# -- helpers -----------------------------------------------------------------------------------------
+def loadavg() -> float:
+    """The machine's 1-minute load average (containers share the kernel: the lab's load is in it)."""
     with open("/proc/loadavg", encoding="ascii") as handle:
-        return [float(x) for x in handle.read().split()[:3]]
+        return float(handle.read().split()[0])
 
 
 def median(values: list[float]) -> float | None:
@@ -46,7 +55,7 @@ def median(values: list[float]) -> float | None:
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (the value below which `fraction` of the samples lie)."""
+    """Nearest-rank percentile."""
     if not values:
         return None
     ordered = sorted(values)
@@ -57,14 +66,20 @@ def ratio(ours: float | None, ref: float | None) -> float | None:
     return round(ours / ref, 3) if ours is not None and ref else None
 
 
-def day(n: int, year: int) -> tuple[str, str]:
-    """RFC 3339 start and stop of the n-th day of January of `year` (one window per run)."""
-    start = datetime.datetime(year, 1, n, tzinfo=datetime.timezone.utc)
-    return (start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+def load_range(values: list[float]) -> str:
+    return f"load {min(values):.1f}" if max(values) - min(values) < 0.05 else f"load {min(values):.1f}-{max(values):.1f}"
+
+
+def day(days_ago: int) -> tuple[str, str]:
+    """RFC 3339 start and stop of the UTC day `days_ago` days before today (one window per run)."""
+    today = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - datetime.timedelta(days=days_ago)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_project_modules(src: Path):
-    """weather_inject (simulation, line protocol) and pipeline_producer (message format), as the unit tests do."""
+    """weather_inject (simulation, line protocol) and pipeline_producer (message format) of the measured tree,
+    loaded the way the unit tests load them."""
     import ansible.module_utils  # noqa: PLC0415 - the venv's ansible, extended with our module_utils
 
     ansible.module_utils.__path__.append(str(src / "plugins" / "module_utils"))
@@ -76,6 +91,17 @@ def load_project_modules(src: Path):
     return inject, pipeline_producer
 
 
+def window_points(inject, stations: int, start: str, stop: str):
+    """(station, epoch second, fields) of every point weather_inject writes for this window (seed 42)."""
+    params = {"interval": f"{WINDOW_INTERVAL_S}s", "now_granularity": None, "start": start, "stop": stop,
+              "stations": stations, "station_prefix": "station-", "max_points": 1_000_000, "heat_spike": None}
+    stamps, names, _spike, _interval = inject.plan_window(params, int(time.time()))
+    for station in names:
+        profile = inject._station_profile(42, station)
+        for ts in stamps:
+            yield station, ts, inject.simulate(42, station, ts, profile)
+
+
 class StepFailed(Exception):
     """A bench step failed; the message says which and where its log is."""
 
@@ -85,26 +111,28 @@ class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.started = datetime.datetime.now(datetime.timezone.utc)
-        cache = os.environ.get("ISOBAR_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "isobar")
-        self.work = Path(cache) / "bench" / self.started.strftime("%Y%m%dT%H%M%SZ")
+        cache = Path(os.environ.get("ISOBAR_CACHE")
+                     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "isobar")
+        self.tag = self.started.strftime("%Y%m%dT%H%M%SZ")  # names of this run's measurements and checkpoints
+        self.work = cache / "bench" / self.tag
         self.work.mkdir(parents=True, exist_ok=True)
-        self.src, self.commit = self.source(Path(cache) / "bench" / "src")
-        self.rows: list[dict] = []
-        self.details: dict = {}
+        self.src, self.commit = self.source(cache / "bench" / "src")
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(self.src / "ansible.cfg"),
                         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         self.inject_mod, self.producer_mod = load_project_modules(self.src)
+        self.rows: list[dict] = []
+        self.details: dict = {}
 
     def source(self, export: Path) -> tuple[Path, str]:
-        """The tree measured: a clean export of a commit (default HEAD; others' uncommitted edits in a shared
-        working tree must not decide the figures), or the working tree itself with --working-tree. The export is
-        kept at one place because the bench lab's vault copy and generated secrets live in its bench/inventory:
+        """The tree measured: a clean export of a commit (default HEAD: others' uncommitted edits in a shared
+        working tree must not decide the figures), or the working tree itself with --working-tree. The export
+        stays at one place because the bench lab's vault copy and generated secrets live in its bench/inventory:
         --reuse-lab measures with the export the lab was converged from."""
         def git(*args: str) -> str:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
         if self.args.working_tree:
-            return ROOT, git("rev-parse", "HEAD") + ("+working-tree" if git("status", "--porcelain") else "")
+            return ROOT, git("rev-parse", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain") else "")
         if self.args.reuse_lab:
             if not (export / ".commit").exists():
                 raise SystemExit(f"--reuse-lab: no exported tree at {export} (run once with --keep-lab first)")
@@ -121,15 +149,14 @@ class Bench:
     # -- running Ansible -------------------------------------------------------------------------
     def playbook(self, playbook: Path | str, name: str, extra: dict | None = None, *, report: bool = False,
                  env: dict | None = None) -> tuple[float, dict | None]:
-        """Run one playbook (path relative to the measured tree) on the bench lab; returns (wall seconds, the json
-        callback's report when report=True). Output goes to <work>/<name>.log (or .json); a failure raises
-        StepFailed with the failed tasks."""
+        """Run a playbook (path relative to the measured tree) on the bench lab. Returns (wall seconds, the json
+        callback's report when report=True). Output: <work>/<name>.log or .json. Failure: StepFailed."""
         command = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", "bench/inventory"]
         if extra:
             command += ["-e", json.dumps(extra)]
         run_env = dict(self.env, **(env or {}))
         if report:
-            run_env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="",
+            run_env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
                            ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
         out = self.work / f"{name}.{'json' if report else 'log'}"
         print(f"  - {name} ... ", end="", flush=True)
@@ -143,204 +170,204 @@ class Bench:
             try:
                 data = json.loads(out.read_text(encoding="utf-8"))
             except ValueError:
-                data = None
+                pass
         if rc != 0:
-            raise StepFailed(f"{Path(playbook).name} failed (rc {rc}): {self.failures(data) if data else ''} log: {out}")
+            why = self.report_failures(data) if data else self.log_failures(out)
+            raise StepFailed(f"{Path(playbook).name} failed (rc {rc}): {why} (log {out})")
         return seconds, data
 
     @staticmethod
-    def failures(report: dict) -> str:
-        found = []
-        for play in report.get("plays", []):
-            for task in play.get("tasks", []):
-                for host, result in task.get("hosts", {}).items():
-                    if result.get("failed") or result.get("unreachable"):
-                        found.append(f"{task['task']['name']} on {host}: {str(result.get('msg', ''))[:300]}")
+    def report_failures(report: dict) -> str:
+        found = [f"{task['task']['name']} on {host}: {str(result.get('msg', ''))[:300]}"
+                 for play in report.get("plays", []) for task in play.get("tasks", [])
+                 for host, result in task.get("hosts", {}).items() if result.get("failed") or result.get("unreachable")]
         return "; ".join(found[:3])
+
+    @staticmethod
+    def log_failures(log: Path) -> str:
+        found = [line.strip()[:300] for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if line.startswith(("fatal:", "[ERROR]:"))]
+        return "; ".join(found[:2])
 
     @staticmethod
     def changed_tasks(report: dict) -> list[str]:
         return [f"{task['task']['name']} ({host})" for play in report.get("plays", []) for task in play.get("tasks", [])
                 for host, result in task.get("hosts", {}).items() if result.get("changed")]
 
-    def add_row(self, **row) -> None:
-        row.setdefault("status", "measured")
-        self.rows.append(row)
+    # -- rows ---------------------------------------------------------------------------------------
+    def add_row(self, key: str, measure: str, unit: str, ours, reference, *, conditions: str, how: str,
+                per_run: list[float] | None = None, status: str = "measured") -> None:
+        self.rows.append({"key": key, "measure": measure, "unit": unit, "ours": ours, "reference": reference,
+                          "ratio": ratio(ours, reference) if status == "measured" else None, "per_run_ratios": per_run,
+                          "status": status, "conditions": conditions, "how": how})
 
     def not_measured(self, key: str, measure: str, unit: str, why: str) -> None:
-        self.add_row(key=key, measure=measure, unit=unit, ours=None, reference=None, ratio=None,
-                     status="not measured", conditions=why)
+        self.add_row(key, measure, unit, None, None, conditions=why, how="", status="not measured")
+
+    def throughput_rows(self, runs: list[dict], rows: tuple, unit: str, conditions: str) -> None:
+        """One row per (key, measure, ours field, reference field, how): medians over the runs."""
+        for key, measure, ours_key, ref_key, how in rows:
+            ours, ref = median([r[ours_key] for r in runs]), median([r[ref_key] for r in runs])
+            self.add_row(key, measure, unit, ours, ref, conditions=conditions, how=how,
+                         per_run=[ratio(r[ours_key], r[ref_key]) for r in runs])
 
     # -- 1. converge --------------------------------------------------------------------------------
     def bench_converge(self) -> None:
-        print("Converge (cold, idempotent re-run, Ansible floor)")
-        load_before = loadavg()
+        print("Converge: create the hosts, site.yml on bare hosts, again (idempotent), Ansible floor")
         create_s, _ = self.playbook("bench/create.yml", "create")
+        load_cold = [loadavg()]
         cold_s, cold = self.playbook("site.yml", "converge-cold", report=True)
-        load_cold = loadavg()
+        load_cold.append(loadavg())
         rerun_s, rerun = self.playbook("site.yml", "converge-rerun", report=True)
-        load_rerun = loadavg()
+        load_rerun = [load_cold[-1], loadavg()]
         floor_book, floor_plays = self.floor_playbook(rerun)
         floor_s, _ = self.playbook(floor_book, "converge-floor")
+        load_floor = [load_rerun[-1], loadavg()]
         changed = sum(stats.get("changed", 0) for stats in rerun["stats"].values())
-        cold_tasks = sum(s.get("ok", 0) + s.get("changed", 0) for s in cold["stats"].values())
-        rerun_tasks = sum(s.get("ok", 0) + s.get("changed", 0) for s in rerun["stats"].values())
+        host_tasks = lambda report: sum(s.get("ok", 0) + s.get("changed", 0) for s in report["stats"].values())  # noqa: E731
         floor_tasks = sum(p["tasks"] * len(p["hosts"]) for p in floor_plays)
         self.details["converge"] = {
             "create_hosts_s": round(create_s, 1), "cold_s": round(cold_s, 1), "rerun_s": round(rerun_s, 1),
             "floor_s": round(floor_s, 1), "cold_stats": cold["stats"], "rerun_stats": rerun["stats"],
             "rerun_changed_tasks": self.changed_tasks(rerun), "floor_plays": floor_plays,
-            "loadavg": {"before": load_before, "after_cold": load_cold, "after_rerun": load_rerun}}
-        floor_text = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts with as many tasks "
-                      f"each as the re-run executed ({floor_tasks} host-tasks), every task `command: /bin/true`")
-        self.add_row(key="converge_cold", measure="Cold converge (site.yml on bare hosts)", unit="s",
-                     ours=round(cold_s, 1), reference=round(floor_s, 1), ratio=ratio(cold_s, floor_s),
-                     conditions=f"5 hosts created from the base image first ({create_s:.0f} s, not included); "
-                                f"{cold_tasks} host-tasks ok/changed; {floor_text}; load {load_before[0]:.1f} -> {load_cold[0]:.1f}")
-        self.add_row(key="converge_rerun", measure=f"Idempotent re-run (changed = {changed})", unit="s",
-                     ours=round(rerun_s, 1), reference=round(floor_s, 1), ratio=ratio(rerun_s, floor_s),
-                     changed=changed,
-                     conditions=f"{rerun_tasks} host-tasks ok/changed, changed must be 0"
-                                f"{'' if changed == 0 else ' - CHANGED: ' + ', '.join(self.changed_tasks(rerun)[:5])}; "
-                                f"same reference; load {load_rerun[0]:.1f}")
+            "loadavg": {"cold": load_cold, "rerun": load_rerun, "floor": load_floor}}
+        how_floor = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts, each with as many "
+                     f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`")
+        self.add_row("converge_cold", "Cold converge (site.yml on bare hosts)", "s", round(cold_s, 1), round(floor_s, 1),
+                     conditions=f"5 hosts, {host_tasks(cold)} host-tasks ok/changed; host creation from the base image "
+                                f"{create_s:.0f} s, not included; {load_range(load_cold)} (floor {load_range(load_floor)})",
+                     how=f"wall time of `ansible-playbook site.yml` on hosts just created; {how_floor}")
+        changed_text = "" if changed == 0 else "; CHANGED: " + ", ".join(self.changed_tasks(rerun)[:5])
+        self.add_row("converge_rerun", f"Idempotent re-run (changed = {changed})", "s", round(rerun_s, 1), round(floor_s, 1),
+                     conditions=f"{host_tasks(rerun)} host-tasks ok/changed{changed_text}; {load_range(load_rerun)} "
+                                f"(floor {load_range(load_floor)})",
+                     how=f"wall time of `ansible-playbook site.yml` right after the cold converge, changed count summed "
+                         f"over the recap's hosts (must be 0); {how_floor}")
 
     def floor_playbook(self, rerun: dict) -> tuple[Path, list[dict]]:
-        """The re-run's plays, same hosts, as many no-op tasks as each play executed (skipped-everywhere excluded)."""
+        """The re-run's plays on the same hosts with as many no-op tasks as each play executed (tasks skipped on
+        every host left out)."""
         plays = []
         for play in rerun["plays"]:
             hosts: set[str] = set()
             tasks = 0
             for task in play["tasks"]:
-                ran = {h for h, r in task["hosts"].items() if not r.get("skipped")}
+                ran = {host for host, result in task["hosts"].items() if not result.get("skipped")}
                 if ran:
                     tasks += 1
                     hosts |= ran
             if tasks:
                 plays.append({"name": play["play"]["name"], "hosts": sorted(hosts), "tasks": tasks})
         book = [{"name": f"Floor | {p['name']}", "hosts": ":".join(p["hosts"]), "gather_facts": False,
-                 "become": "localhost" not in p["hosts"],  # site.yml's plays become root on the lab hosts
+                 "become": "localhost" not in p["hosts"],  # as site.yml's plays on the lab hosts
                  "tasks": [{"name": f"No-op {i}", "ansible.builtin.command": "/bin/true", "changed_when": False}
                            for i in range(p["tasks"])]} for p in plays]
         path = self.work / "floor.yml"
-        path.write_text(json.dumps(book, indent=1), encoding="utf-8")
+        path.write_text(json.dumps(book, indent=1), encoding="utf-8")  # JSON is YAML
         return path, plays
-
-    # -- setup --------------------------------------------------------------------------------------
-    def setup(self) -> None:
-        print("Bench setup (reference topic and principal, scripts, Kafka tools)")
-        self.playbook("bench/playbooks/setup.yml", "setup")
 
     # -- 2. inject ----------------------------------------------------------------------------------
     def bench_inject(self) -> None:
-        runs = []
         print(f"Inject throughput ({self.args.runs} runs)")
+        runs = []
         for n in range(1, self.args.runs + 1):
-            start, stop = day(n, 2021)
-            lines = self.reference_lines(f"bench_ref_r{n}", start, stop)
+            start, stop = day(INJECT_DAYS_AGO + n)
+            lines = self.work / f"inject-ref-r{n}.lp"
+            with open(lines, "w", encoding="utf-8") as handle:
+                for station, ts, values in window_points(self.inject_mod, INJECT_STATIONS, start, stop):
+                    handle.write(self.inject_mod.line(f"bench_ref_{self.tag}_r{n}", station, ts, values) + "\n")
             out = self.work / f"inject-r{n}.json"
             load = loadavg()
             self.playbook("bench/playbooks/inject.yml", f"inject-r{n}", {
-                "bench_run": n, "bench_order": ["ref", "ours"] if n % 2 else ["ours", "ref"],
-                "bench_ref_lines": str(lines), "bench_out": str(out), "bench_inject_start": start,
-                "bench_inject_stop": stop, "bench_inject_stations": INJECT_STATIONS,
-                "bench_inject_interval": f"{WINDOW_INTERVAL_S}s"})
+                "bench_run": n, "bench_tag": self.tag, "bench_order": ["ref", "ours"] if n % 2 else ["ours", "ref"],
+                "bench_ref_lines": str(lines),
+                "bench_out": str(out), "bench_inject_start": start, "bench_inject_stop": stop,
+                "bench_inject_stations": INJECT_STATIONS, "bench_inject_interval": f"{WINDOW_INTERVAL_S}s",
+                "bench_batch_size": INJECT_BATCH})
             lines.unlink()
             result = json.loads(out.read_text(encoding="utf-8"))
             ours, ref = result["ours"], result["ref"]
             if ours["points_written"] != ref["points"]:
-                raise StepFailed(f"inject run {n}: weather_inject wrote {ours['points_written']} points, the reference {ref['points']}")
+                raise StepFailed(f"run {n}: weather_inject wrote {ours['points_written']} points, the reference {ref['points']}")
             points = ref["points"]
-            runs.append({"run": n, "order": result["order"], "points": points, "loadavg": load,
+            runs.append({"run": n, "order": result["order"], "window": [start, stop], "points": points,
+                         "loadavg": [load, loadavg()],
                          "ours_task_s": round(ours["task_wall_s"], 3), "ours_write_s": ours["duration"],
                          "ref_task_s": round(ref["task_wall_s"], 3), "ref_write_s": ref["seconds"],
                          "ours_task_rate": round(points / ours["task_wall_s"], 1), "ours_write_rate": ours["rate"],
                          "ref_task_rate": round(points / ref["task_wall_s"], 1), "ref_write_rate": ref["rate"]})
         self.details["inject"] = {"runs": runs}
-        points = runs[0]["points"]
-        cond = (f"{points:,} points per run and side ({INJECT_STATIONS} stations x 1 day at 1/min, 4 float fields), batches of "
-                f"5000, HTTPS + inject token, both from the pipeline host; median of {len(runs)} runs, order alternated; "
-                f"load {min(r['loadavg'][0] for r in runs):.1f}-{max(r['loadavg'][0] for r in runs):.1f}")
-        for key, measure, ours_key, ref_key, what in (
-                ("inject_task", "Inject throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
-                 "points / wall time of the task on the controller (ours: read-back + simulation + write; ref: read file + write)"),
-                ("inject_write", "Inject throughput, write loop only", "ours_write_rate", "ref_write_rate",
-                 "points / seconds of the write loop as each program reports it")):
-            ours_v, ref_v = median([r[ours_key] for r in runs]), median([r[ref_key] for r in runs])
-            self.add_row(key=key, measure=measure, unit="points/s", ours=ours_v, reference=ref_v, ratio=ratio(ours_v, ref_v),
-                         conditions=f"{what}; reference = plain batched influxdb-client write of the same points; {cond}")
-
-    def reference_lines(self, measurement: str, start: str, stop: str) -> Path:
-        """The points weather_inject writes for this window, as line protocol under another measurement name."""
-        params = {"interval": f"{WINDOW_INTERVAL_S}s", "now_granularity": None, "start": start, "stop": stop,
-                  "stations": INJECT_STATIONS, "station_prefix": "station-", "max_points": 1_000_000, "heat_spike": None}
-        stamps, stations, _spike, _interval = self.inject_mod.plan_window(params, int(time.time()))
-        path = self.work / f"{measurement}.lp"
-        with open(path, "w", encoding="utf-8") as handle:
-            for station in stations:
-                profile = self.inject_mod._station_profile(42, station)
-                for ts in stamps:
-                    values = self.inject_mod.simulate(42, station, ts, profile)
-                    handle.write(self.inject_mod.line(measurement, station, ts, values) + "\n")
-        return path
+        conditions = (f"{runs[0]['points']:,} points per run and side ({INJECT_STATIONS} stations x 1 day at 1/min, "
+                      f"4 float fields), batches of {INJECT_BATCH}; median of {len(runs)} runs, order alternated; "
+                      f"{load_range([x for r in runs for x in r['loadavg']])}")
+        reference = ("reference = the same points (made on the controller by weather_inject's own simulation, another "
+                     "measurement name) written by a plain influxdb-client synchronous batched write (bench/scripts/"
+                     "influx_write_ref.py), same pipeline host, same InfluxDB, HTTPS with the CA, same inject token")
+        self.throughput_rows(runs, (
+            ("inject_task", "Inject throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
+             "points / wall time of the task, taken on the controller around it (ours: read the window back, simulate, "
+             f"write; reference: read its file, write); {reference}"),
+            ("inject_write", "Inject throughput, write loop only", "ours_write_rate", "ref_write_rate",
+             f"points / seconds of the write loop as each program reports it (weather_inject's rate); {reference}"),
+        ), "points/s", conditions)
 
     # -- 3. produce ---------------------------------------------------------------------------------
-    def record_size(self, start: str, stop: str) -> tuple[int, float, float]:
-        """Mean size (key + value bytes) of the messages influx_to_kafka makes of this window's points."""
-        params = {"interval": f"{WINDOW_INTERVAL_S}s", "now_granularity": None, "start": start, "stop": stop,
-                  "stations": PRODUCE_STATIONS, "station_prefix": "station-", "max_points": 1_000_000, "heat_spike": None}
-        stamps, stations, _spike, _interval = self.inject_mod.plan_window(params, int(time.time()))
+    def record_sizes(self) -> tuple[float, float]:
+        """Mean key and value sizes (bytes) of the messages influx_to_kafka makes of a produce window's points."""
         keys, values = [], []
-        for station in stations:
-            profile = self.inject_mod._station_profile(42, station)
-            for ts in stamps:
-                point = {"time_ns": ts * 10**9, "key": station, "measurement": "weather", "tags": {"station": station},
-                         "fields": self.inject_mod.simulate(42, station, ts, profile)}
-                key, value = self.producer_mod.message_for(point, "station")
-                keys.append(len(key.encode()))
-                values.append(len(value.encode()))
-        mean_key, mean_value = statistics.mean(keys), statistics.mean(values)
-        return round(mean_key + mean_value), mean_key, mean_value
+        for station, ts, fields in window_points(self.inject_mod, PRODUCE_STATIONS, *day(PRODUCE_DAYS_AGO + 1)):
+            point = {"time_ns": ts * 10**9, "key": station, "measurement": "weather", "tags": {"station": station},
+                     "fields": fields}
+            key, value = self.producer_mod.message_for(point, "station")
+            keys.append(len(key.encode()))
+            values.append(len(value.encode()))
+        return statistics.mean(keys), statistics.mean(values)
 
     def bench_produce(self) -> None:
         print(f"Producer throughput ({self.args.runs} runs)")
+        mean_key, mean_value = self.record_sizes()
+        size = round(mean_key + mean_value)
+        points = PRODUCE_STATIONS * 86400 // WINDOW_INTERVAL_S
         runs = []
-        size, mean_key, mean_value = self.record_size(*day(1, 2020))
-        self.details["record_size"] = {"bytes": size, "mean_key": round(mean_key, 1), "mean_value": round(mean_value, 1)}
         for n in range(1, self.args.runs + 1):
-            start, stop = day(n, 2020)
-            points = PRODUCE_STATIONS * 86400 // WINDOW_INTERVAL_S
+            start, stop = day(PRODUCE_DAYS_AGO + n)
             out = self.work / f"produce-r{n}.json"
             load = loadavg()
             self.playbook("bench/playbooks/produce.yml", f"produce-r{n}", {
-                "bench_run": n, "bench_order": ["ref", "ours"] if n % 2 else ["ours", "ref"], "bench_out": str(out),
-                "bench_record_size": size, "bench_produce_start": start, "bench_produce_stop": stop,
+                "bench_run": n, "bench_tag": self.tag, "bench_order": ["ref", "ours"] if n % 2 else ["ours", "ref"],
+                "bench_out": str(out), "bench_record_size": size, "bench_produce_start": start, "bench_produce_stop": stop,
                 "bench_produce_stations": PRODUCE_STATIONS, "bench_produce_interval": f"{WINDOW_INTERVAL_S}s",
                 "bench_points": points})
             result = json.loads(out.read_text(encoding="utf-8"))
             ours, ref = result["ours"], result["ref"]
             tool = self.parse_producer_performance(ref["stdout"])
-            if tool["records"] != points:
-                raise StepFailed(f"produce run {n}: ProducerPerformance sent {tool['records']} records, expected {points}")
-            runs.append({"run": n, "order": result["order"], "messages": ours["messages"], "loadavg": load,
+            if tool["records"] != points or ours["messages"] != points:
+                raise StepFailed(f"run {n}: influx_to_kafka sent {ours['messages']}, ProducerPerformance {tool['records']}, "
+                                 f"expected {points}")
+            runs.append({"run": n, "order": result["order"], "window": [start, stop], "messages": points,
+                         "loadavg": [load, loadavg()], "ours_batches": ours["batches"],
                          "ours_task_s": round(ours["task_wall_s"], 3), "ours_module_s": ours["duration"],
-                         "ours_batches": ours["batches"], "ref_task_s": round(ref["task_wall_s"], 3), "ref_tool": tool,
+                         "ref_task_s": round(ref["task_wall_s"], 3), "ref_tool": tool,
                          "ours_task_rate": round(points / ours["task_wall_s"], 1), "ours_module_rate": ours["rate"],
                          "ref_task_rate": round(points / ref["task_wall_s"], 1), "ref_tool_rate": tool["rate"]})
-        self.details["produce"] = {"runs": runs}
-        cond = (f"{runs[0]['messages']:,} messages per run and side, {size} B each (mean key {mean_key:.0f} + JSON value "
-                f"{mean_value:.0f}); acks=all, idempotent, linger.ms 20, no compression, SASL_SSL SCRAM-SHA-512, topics of 4 "
-                f"partitions RF 3 min ISR 2; both on the pipeline host; ours: batch_size 500 (produce.yml's default) "
-                f"read from InfluxDB, journaled and checkpointed; median of {len(runs)} runs, order alternated; "
-                f"load {min(r['loadavg'][0] for r in runs):.1f}-{max(r['loadavg'][0] for r in runs):.1f}")
-        for key, measure, ours_key, ref_key, what in (
-                ("produce_task", "Producer throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
-                 "messages / wall time of the task on the controller (ref includes the JVM start)"),
-                ("produce_tool", "Producer throughput, as each program reports it", "ours_module_rate", "ref_tool_rate",
-                 "ours: influx_to_kafka's rate (module start to end: queries, sends, checkpoints); ref: ProducerPerformance's "
-                 "records/sec (first send to last ack)")):
-            ours_v, ref_v = median([r[ours_key] for r in runs]), median([r[ref_key] for r in runs])
-            self.add_row(key=key, measure=measure, unit="msg/s", ours=ours_v, reference=ref_v, ratio=ratio(ours_v, ref_v),
-                         conditions=f"{what}; reference = org.apache.kafka.tools.ProducerPerformance on its own topic; {cond}")
+        self.details["produce"] = {"record_size": {"bytes": size, "mean_key": round(mean_key, 1),
+                                                   "mean_value": round(mean_value, 1)}, "runs": runs}
+        conditions = (f"{points:,} messages per run and side of {size} B (key {mean_key:.0f} + JSON value {mean_value:.0f}); "
+                      f"topics 4 partitions, RF 3, min ISR 2; median of {len(runs)} runs, order alternated; "
+                      f"{load_range([x for r in runs for x in r['loadavg']])}")
+        reference = ("reference = org.apache.kafka.tools.ProducerPerformance (the brokers' Kafka version, from the artifact "
+                     "store) on the same pipeline host, as a bench principal on a bench topic with the weather topic's "
+                     "partitions/RF/configs, same SASL_SSL SCRAM-SHA-512 and CA, same producer settings (acks=all, "
+                     "idempotence, max in flight 5, linger.ms 20, no compression), unkeyed records of our mean size; "
+                     "ours = influx_to_kafka with playbooks/produce.yml's settings (topic weather, producer principal, "
+                     "batch_size 500) publishing a day of fresh points written just before, from its own checkpoint")
+        self.throughput_rows(runs, (
+            ("produce_task", "Producer throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
+             f"messages / wall time of the task, taken on the controller (the reference's includes the JVM start); {reference}"),
+            ("produce_tool", "Producer throughput, as each program reports it", "ours_module_rate", "ref_tool_rate",
+             "ours: influx_to_kafka's rate (module start to end: connects, InfluxDB queries, sends, journal and "
+             f"checkpoint writes); reference: ProducerPerformance's records/sec (first send to last ack); {reference}"),
+        ), "msg/s", conditions)
 
     @staticmethod
     def parse_producer_performance(stdout: str) -> dict:
@@ -356,56 +383,57 @@ class Bench:
 
     # -- 4. end-to-end latency ----------------------------------------------------------------------
     def bench_latency(self) -> None:
-        print(f"End-to-end latency ({self.args.latency_duration} s of flow)")
-        size, mean_key, mean_value = self.record_size(*day(1, 2020))
-        # The producer of the loop is the very invocation of playbooks/produce.yml: Ansible keeps its module file.
-        self.playbook("playbooks/produce.yml", "latency-capture-producer",
-                      env={"ANSIBLE_KEEP_REMOTE_FILES": "1"})
-        load = loadavg()
+        print(f"End-to-end latency ({self.args.latency_duration} s of continuous flow)")
+        mean_key, mean_value = self.record_sizes()
+        # The looping producer is the very module invocation playbooks/produce.yml makes: Ansible keeps its file.
+        self.playbook("playbooks/produce.yml", "latency-capture-producer", env={"ANSIBLE_KEEP_REMOTE_FILES": "1"})
         self.playbook("bench/playbooks/latency.yml", "latency", {
             "bench_out_dir": str(self.work), "bench_record_key_size": round(mean_key),
-            "bench_record_value_size": round(mean_value),
-            "bench_latency_duration": self.args.latency_duration})
+            "bench_record_value_size": round(mean_value), "bench_latency_duration": self.args.latency_duration,
+            "bench_e2e_messages": E2E_MESSAGES})
         run = json.loads((self.work / "latency.json").read_text(encoding="utf-8"))
         e2e = json.loads((self.work / "e2e_reference.json").read_text(encoding="utf-8"))
+        ref = self.parse_end_to_end(e2e["stdout"])
         points = run["points"]
         received = [p for p in points if p["t_recv"] is not None]
-        from_ack = [(p["t_recv"] - p["t_ack"]) / 1e9 for p in received]
+        latency = [(p["t_recv"] - p["t_ack"]) / 1e9 for p in received]
         from_point = [(p["t_recv"] - p["t_point"]) / 1e9 for p in received]
-        write_s = [(p["t_ack"] - p["t_point"]) / 1e9 for p in points]
+        write_ack = [(p["t_ack"] - p["t_point"]) / 1e9 for p in points]
         producer_runs = run["producer_runs"]
-        durations = [(r["ended"] - r["began"]) / 1e9 for r in producer_runs]
-        ref = self.parse_end_to_end(e2e["stdout"])
+        run_s = [(r["ended"] - r["began"]) / 1e9 for r in producer_runs]
         summary = {
             "points_written": len(points), "points_received": len(received), "lost": len(points) - len(received),
             "duplicates": run["consumer"]["duplicates"], "consumer_error": run["consumer"]["error"],
-            "p50_s": percentile(from_ack, 0.50), "p99_s": percentile(from_ack, 0.99), "max_s": max(from_ack, default=None),
-            "mean_s": statistics.mean(from_ack) if from_ack else None,
+            "p50_s": percentile(latency, 0.50), "p99_s": percentile(latency, 0.99), "max_s": max(latency, default=None),
+            "mean_s": statistics.mean(latency) if latency else None,
             "from_point_time": {"p50_s": percentile(from_point, 0.50), "p99_s": percentile(from_point, 0.99)},
-            "influx_write_ack_s": {"p50": percentile(write_s, 0.50), "p99": percentile(write_s, 0.99)},
+            "influxdb_write_ack_s": {"p50": percentile(write_ack, 0.50), "p99": percentile(write_ack, 0.99)},
             "producer_runs": len(producer_runs), "producer_runs_failed": sum(1 for r in producer_runs if r.get("failed")),
-            "producer_run_s": {"p50": percentile(durations, 0.50), "max": max(durations, default=None)},
+            "producer_run_s": {"p50": percentile(run_s, 0.50), "max": max(run_s, default=None)},
             "messages_per_run": {"p50": percentile([r.get("messages") or 0 for r in producer_runs], 0.50),
                                  "max": max((r.get("messages") or 0 for r in producer_runs), default=None)},
-            "loadavg": [run["loadavg_start"], run["loadavg_end"]], "reference": ref,
-            "definition": "latency = t_recv - t_ack: t_ack is the writer's clock when InfluxDB answered the write "
-                          "request (HTTP 204) holding the point, t_recv the consumer's clock when poll() handed over "
-                          "the record (matched by the message id measurement/station/time_ns); one host, one clock"}
+            "loadavg": [run["loadavg_start"][0], run["loadavg_end"][0]], "reference": ref,
+            "settings": run["settings"]}
         self.details["latency"] = summary
         settings = run["settings"]
-        cond = (f"{len(points)} points ({settings['stations']} stations x 1/s for {settings['duration']:.0f} s), "
-                f"{summary['lost']} not delivered within {settings['drain']:.0f} s, {summary['duplicates']} duplicates; "
-                f"producer = produce.yml's influx_to_kafka invocation run back to back ({summary['producer_runs']} runs, "
-                f"p50 {summary['producer_run_s']['p50']:.1f} s each incl. Python start, TLS+SCRAM connect, query, "
-                f"checkpoint); {summary['definition']}; reference = org.apache.kafka.tools.EndToEndLatency "
-                f"({e2e['messages']} synchronous acks=all sends, key {mean_key:.0f} B + value {mean_value:.0f} B, each polled "
-                f"back, ms resolution) on its "
-                f"own topic; load {summary['loadavg'][0][0]:.1f} -> {summary['loadavg'][1][0]:.1f}")
-        for key, name, ours_v, ref_v in (("latency_p50", "End-to-end latency p50", summary["p50_s"], ref["p50_s"]),
-                                         ("latency_p99", "End-to-end latency p99", summary["p99_s"], ref["p99_s"])):
-            self.add_row(key=key, measure=f"{name}, InfluxDB write -> Kafka delivery", unit="s",
-                         ours=round(ours_v, 3) if ours_v is not None else None, reference=ref_v,
-                         ratio=ratio(ours_v, ref_v), conditions=cond)
+        failed_runs = f", {summary['producer_runs_failed']} failed" if summary["producer_runs_failed"] else ""
+        conditions = (f"{len(points)} points ({settings['stations']} stations x 1/s for {settings['duration']:.0f} s), "
+                      f"{summary['lost']} not delivered within {settings['drain']:.0f} s after, {summary['duplicates']} "
+                      f"duplicates; {summary['producer_runs']} producer runs{failed_runs}, p50 "
+                      f"{summary['producer_run_s']['p50']:.2f} s each; {load_range(summary['loadavg'])}")
+        how = ("latency = t_recv - t_ack per point: t_ack = the writer's clock when InfluxDB answered (HTTP 204) the "
+               "write request holding the point, t_recv = the consumer's clock when poll() handed over its record "
+               "(matched by the message id measurement/station/time_ns); writer, producer and consumer on the "
+               "pipeline host, one clock. The producer is the exact influx_to_kafka invocation of playbooks/produce.yml "
+               "(captured with ANSIBLE_KEEP_REMOTE_FILES=1) started again as soon as it exits; each run starts Python, "
+               "connects (TLS, SCRAM), queries, sends and writes its checkpoint. Reference = org.apache.kafka.tools."
+               f"EndToEndLatency: {E2E_MESSAGES} synchronous acks=all sends (key {mean_key:.0f} B, value "
+               f"{mean_value:.0f} B) each polled back by its consumer, bench principal on the bench topic, same host, "
+               "same security; it reports whole milliseconds")
+        for key, name, ours, ref_value in (("latency_p50", "p50", summary["p50_s"], ref["p50_s"]),
+                                           ("latency_p99", "p99", summary["p99_s"], ref["p99_s"])):
+            self.add_row(key, f"End-to-end latency {name}, InfluxDB write -> Kafka delivery", "s",
+                         round(ours, 3) if ours is not None else None, ref_value, conditions=conditions, how=how)
 
     @staticmethod
     def parse_end_to_end(stdout: str) -> dict:
@@ -419,127 +447,135 @@ class Bench:
     # -- 5. failover drill --------------------------------------------------------------------------
     def bench_failover(self) -> None:
         print(f"Failover drill (playbooks/broker-failover.yml, {FAILOVER_BROKER})")
-        drill = self.src / "playbooks" / "broker-failover.yml"
-        measure_w, measure_l = "Failover drill: unavailability window, one broker down", "Failover drill: acknowledged messages lost"
-        if not drill.exists():
-            why = "playbooks/broker-failover.yml is not in the repository yet"
-            self.not_measured("failover_window", measure_w, "s", why)
-            self.not_measured("failover_loss", measure_l, "messages", why)
+        window_row = ("failover_window", "Failover drill: unavailability window, one broker down", "s")
+        loss_row = ("failover_loss", "Failover drill: acknowledged messages lost", "messages")
+        if not (self.src / "playbooks" / "broker-failover.yml").exists():
+            for row in (window_row, loss_row):
+                self.not_measured(*row, "playbooks/broker-failover.yml is not in the measured commit")
             return
         report_path = self.work / "failover.json"
-        load = loadavg()
+        load = [loadavg()]
         error = None
         try:
-            self.playbook(drill, "failover", {"failover_broker": FAILOVER_BROKER, "failover_report_path": str(report_path)})
+            self.playbook("playbooks/broker-failover.yml", "failover",
+                          {"failover_broker": FAILOVER_BROKER, "failover_report_path": str(report_path)})
         except StepFailed as exc:
             error = str(exc)
+        load.append(loadavg())
         try:
             report = json.loads(report_path.read_text(encoding="utf-8"))
             one = report["one_broker_down"]
             window = one["unavailability_window_s"]
-            baseline = one["unavailability"]["baseline_p99_ack_wait_s"]
+            stalls = one["unavailability"]
             messages = one["messages"] or {}
-            lost = messages.get("acked_missing_from_topic")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             why = f"the drill gave no usable report ({type(exc).__name__}: {exc}){'; ' + error if error else ''}"
-            self.not_measured("failover_window", measure_w, "s", why)
-            self.not_measured("failover_loss", measure_l, "messages", why)
+            for row in (window_row, loss_row):
+                self.not_measured(*row, why)
             return
+        failed_checks = [c["name"] for c in report.get("checks", []) if not c.get("ok")]
         self.details["failover"] = {"report": str(report_path), "passed": report.get("passed"), "error": error,
-                                    "checks": report.get("checks"), "one_broker_down": one}
-        verdict = "drill passed" if report.get("passed") else f"DRILL FAILED: {error or [c['name'] for c in report.get('checks', []) if not c.get('ok')]}"
-        cond = (f"{report.get('mode')} stop of {report.get('broker')} under acks=all idempotent traffic at "
-                f"{report.get('rate_per_s')} msg/s on a {report.get('partitions')}-partition RF 3 topic; window = time "
-                f"acks=all sends waited over {one['unavailability']['stall_threshold_s']} s (the drill's definition); "
-                f"down {one.get('down_for_s')} s, all partitions led after {one.get('all_partitions_led_after_s')} s, full ISR "
-                f"{one.get('time_to_full_isr_s')} s after restart; {verdict}; load {load[0]:.1f}")
+                                    "failed_checks": failed_checks, "one_broker_down": one}
+        verdict = "drill passed" if report.get("passed") else f"DRILL FAILED ({error or ', '.join(failed_checks)})"
+        conditions = (f"{report.get('mode')} stop of {report.get('broker')}, down {one.get('down_for_s')} s, "
+                      f"{report.get('rate_per_s')} msg/s acks=all idempotent on a {report.get('partitions')}-partition "
+                      f"RF 3 topic; leaders moved after {one.get('all_partitions_led_after_s')} s, max ack wait "
+                      f"{stalls.get('max_ack_wait_s')} s, full ISR {one.get('time_to_full_isr_s')} s after the restart; "
+                      f"{verdict}; {load_range(load)}")
+        drill = "playbooks/broker-failover.yml -e failover_broker=kafka2 (service mode) on the bench lab, its JSON report"
         if window is None:
-            self.not_measured("failover_window", measure_w, "s", f"the drill reported no window; {cond}")
+            self.not_measured(*window_row, f"the drill reported no window; {conditions}")
         else:
-            self.add_row(key="failover_window", measure=measure_w, unit="s", ours=window, reference=baseline,
-                         ratio=ratio(window, baseline),
-                         conditions=f"reference = the same run's p99 ack wait before the stop (baseline); {cond}")
-        self.add_row(key="failover_loss", measure=measure_l, unit="messages", ours=lost, reference=0, ratio=None,
-                     conditions=f"acked by Kafka but not read back by the drill's consumer: sent {messages.get('sent')}, "
-                                f"acked {messages.get('acked')}, consumed {messages.get('consumed')}, failed "
-                                f"{messages.get('failed')}; reference = 0 (acks=all, min ISR 2)")
+            self.add_row(*window_row, window, stalls.get("baseline_p99_ack_wait_s"), conditions=conditions,
+                         how=f"{drill}: one_broker_down.unavailability_window_s = the longest span, merged where they "
+                             f"overlap, of [send, ack] of the acks=all sends that waited over "
+                             f"{stalls.get('stall_threshold_s')} s (0 when none did); reference = the same run's p99 ack "
+                             "wait before the stop")
+        self.add_row(*loss_row, messages.get("acked_missing_from_topic"), 0, conditions=(
+                         f"sent {messages.get('sent')}, acked {messages.get('acked')}, consumed {messages.get('consumed')}, "
+                         f"failed {messages.get('failed')}; {verdict}"),
+                     how=f"{drill}: messages acknowledged by Kafka that its consumer did not read back "
+                         "(acked_missing_from_topic); reference = 0, what acks=all with min ISR 2 promises")
 
     # -- results ------------------------------------------------------------------------------------
-    def table(self) -> str:
-        def fmt(value):
-            if value is None:
-                return "-"
-            if isinstance(value, float):
-                return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
-            return f"{value:,}" if isinstance(value, int) else str(value)
+    @staticmethod
+    def fmt(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
 
+    def table(self) -> str:
         lines = ["| Measure | Unit | Ours | Reference | Ratio ours/ref | Conditions |", "|---|---|---:|---:|---:|---|"]
         for row in self.rows:
-            ours = fmt(row["ours"]) if row["status"] == "measured" else "not measured"
-            lines.append(f"| {row['measure']} | {row['unit']} | {ours} | {fmt(row['reference'])} | {fmt(row['ratio'])} "
-                         f"| {row['conditions'].replace('|', '/')} |")
+            ours = self.fmt(row["ours"]) if row["status"] == "measured" else "not measured"
+            per_run = row.get("per_run_ratios") or []
+            spread = f" ({', '.join(self.fmt(r) for r in per_run)})" if len(per_run) > 1 else ""
+            lines.append(f"| {row['measure']} | {row['unit']} | {ours} | {self.fmt(row['reference'])} | "
+                         f"{self.fmt(row['ratio'])}{spread} | {row['conditions'].replace('|', '/')} |")
         return "\n".join(lines)
 
-    def meta(self) -> dict:
-        return {"started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    def write_results(self, errors: list[str]) -> None:
+        meta = {"started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "commit": self.commit, "tree": "working tree" if self.args.working_tree else "clean export of the commit",
-                "cpus": os.cpu_count(), "loadavg_end": loadavg(), "runs": self.args.runs, "raw": str(self.work),
-                "note": "2 shared cores: other labs and tests ran beside the bench; ratios against references measured "
-                        "beside ours in the same run are what count, absolute figures are this machine's at this time."}
-
-    def write_results(self, errors: list[str]) -> Path | None:
-        meta = self.meta()
-        meta["errors"] = errors
+                "cpus": os.cpu_count(), "runs": self.args.runs, "raw_logs": str(self.work), "errors": errors,
+                "note": f"{os.cpu_count()} shared cores: other labs and tests ran beside the bench (see the load averages); "
+                        "ratios against references measured beside ours in the same run are what count, absolute "
+                        "figures are this machine's at this time."}
         table = self.table()
-        document = {"meta": meta, "rows": self.rows, "details": self.details}
         out_dir = Path(self.args.results_dir) if self.args.results_dir else RESULTS
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = out_dir / self.started.strftime("%Y-%m-%d")
+        document = {"meta": meta, "rows": self.rows, "details": self.details}
         stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         md = [f"# Isobar bench, {meta['started']}", "",
-              f"Commit `{meta['commit']}` ({meta['tree']}), {meta['cpus']} CPUs, {meta['runs']} runs per throughput "
-              f"figure (median). {meta['note']}", "", table, ""]
+              f"Commit `{self.commit}` ({meta['tree']}), {meta['cpus']} CPUs; throughput rows: median of {self.args.runs} "
+              f"runs, per-run ratios in brackets. {meta['note']}", "", table, ""]
         if errors:
-            md += ["Errors:", ""] + [f"- {e}" for e in errors] + [""]
-        md += ["Definitions and raw figures: the .json file next to this one; how each is measured: bench/README.md.", ""]
+            md += ["## Errors", ""] + [f"- {e}" for e in errors] + [""]
+        md += ["## How each figure is measured", ""]
+        md += [f"- **{row['measure']}**: {row['how']}." for row in self.rows if row["how"]]
+        md += ["", f"Raw figures of every run: `{stem.name}.json` next to this file. Ratio = ours / reference: below 1 "
+                   "is slower for throughput, above 1 is slower for times and latencies.", ""]
         stem.with_suffix(".md").write_text("\n".join(md), encoding="utf-8")
         print("\n" + table + "\n")
         print(f"Results: {stem}.json, {stem}.md; raw logs: {self.work}")
-        return stem
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> int:
         errors: list[str] = []
-        lab_ready = True
-        steps = self.args.only or ["converge", "inject", "produce", "latency", "failover"]
+        steps = self.args.only or STEPS
         try:
-            if not self.args.reuse_lab:
+            lab_ready = True
+            if self.args.reuse_lab:
+                if "converge" in steps:
+                    for key, name in (("converge_cold", "Cold converge"), ("converge_rerun", "Idempotent re-run")):
+                        self.not_measured(key, name, "s", "--reuse-lab: the bench lab was not created by this run")
+            else:
                 print("Bench lab: removing leftovers of an earlier bench run")
                 self.playbook("bench/destroy.yml", "destroy-before")
-            if "converge" in steps and not self.args.reuse_lab:
                 try:
-                    self.bench_converge()
+                    if "converge" in steps:
+                        self.bench_converge()
+                    else:
+                        self.playbook("bench/create.yml", "create")
+                        self.playbook("site.yml", "converge")
                 except StepFailed as exc:
                     errors.append(f"converge: {exc}")
                     lab_ready = False
-            elif not self.args.reuse_lab:
-                self.playbook("bench/create.yml", "create")
-                self.playbook("site.yml", "converge")
-            else:
-                for key, name in (("converge_cold", "Cold converge"), ("converge_rerun", "Idempotent re-run")):
-                    self.not_measured(key, name, "s", "--reuse-lab: the bench lab was not created by this run")
-            if lab_ready:
-                self.setup()
+            if lab_ready and set(steps) - {"converge"}:
+                print("Bench setup: reference topic and principal, scripts, Kafka's tools")
+                self.playbook("bench/playbooks/setup.yml", "setup")
                 for step, method in (("inject", self.bench_inject), ("produce", self.bench_produce),
                                      ("latency", self.bench_latency), ("failover", self.bench_failover)):
-                    if step not in steps:
-                        continue
-                    try:
-                        method()
-                    except StepFailed as exc:
-                        errors.append(f"{step}: {exc}")
-                        print(f"    {step} not measured: {exc}")
+                    if step in steps:
+                        try:
+                            method()
+                        except StepFailed as exc:
+                            errors.append(f"{step}: {exc}")
+                            print(f"    {step} not measured: {exc}")
         except StepFailed as exc:
             errors.append(str(exc))
         except KeyboardInterrupt:
@@ -556,21 +592,20 @@ class Bench:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Isobar benchmark on a private bench lab (see bench/README.md).")
+    parser = argparse.ArgumentParser(description="Isobar benchmark on a private bench lab (bench/README.md).")
     parser.add_argument("--runs", type=int, default=3, help="runs of each throughput figure (median), default 3")
     parser.add_argument("--latency-duration", type=int, default=180, help="seconds of continuous flow, default 180")
-    parser.add_argument("--only", nargs="+", choices=["converge", "inject", "produce", "latency", "failover"],
-                        help="measure only these (the others are left out of the table)")
+    parser.add_argument("--only", nargs="+", choices=STEPS, help="measure only these (the lab is still converged)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the bench lab running at the end")
     parser.add_argument("--reuse-lab", action="store_true",
                         help="measure on the bench lab left by --keep-lab (no create, no converge rows)")
-    parser.add_argument("--results-dir", help="write <date>.json/.md here instead of bench/results/")
-    parser.add_argument("--commit", default="HEAD", help="commit to measure (a clean export of it), default HEAD")
+    parser.add_argument("--results-dir", help="write <date>.json/.md there instead of bench/results/")
+    parser.add_argument("--commit", default="HEAD", help="commit to measure (from a clean export), default HEAD")
     parser.add_argument("--working-tree", action="store_true",
                         help="measure the working tree as it is (uncommitted edits included) instead of a commit")
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if not 1 <= args.runs <= MAX_RUNS:
+        parser.error(f"--runs must be between 1 and {MAX_RUNS}")
     return Bench(args).run()
 
 
