@@ -177,7 +177,12 @@ def test_agent_publishes_weather_to_kafka_and_influxdb(telegraf_binary, rendered
         spec = importlib.util.spec_from_file_location("kafka_watchdog", ROLE / "files" / "kafka_watchdog.py")
         watchdog = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(watchdog)
+        # The first internal_write record may predate the first flush (metrics_written 0): wait for a later one.
+        deadline = time.monotonic() + 45
         sample = watchdog.newest_sample(str(rendered["dir"] / "internal_write.json"), "kafka")
+        while time.monotonic() < deadline and not (sample and sample["written"] > 0):
+            time.sleep(1)
+            sample = watchdog.newest_sample(str(rendered["dir"] / "internal_write.json"), "kafka")
         assert sample and sample["written"] > 0 and sample["errors"] == 0, sample
         assert watchdog.decide(None, sample, time.time(), 180, 120)[0] == "ok"
     finally:
