@@ -82,6 +82,9 @@ test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB
 
 .PHONY: test-molecule
 test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation)
+	@# With shared_state Molecule creates the test lab once but never destroys first: a test lab (and Molecule
+	@# state) left by an interrupted run would be reused as is. Start from bare hosts every time.
+	molecule destroy
 	molecule test $(MOLECULE_SCENARIOS)
 
 .PHONY: test
