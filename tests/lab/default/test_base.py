@@ -35,3 +35,27 @@ def test_host_certificate_verifies_against_ca(host):
 
 def test_ca_is_in_system_trust(host):
     assert host.file("/etc/ssl/certs/isobar-ca.pem").exists
+
+
+def test_lab_info_prints_the_endpoints(inventory_path, inventory_vars):
+    """`make lab` ends with lab/info.yml: it must resolve the inventory's endpoints (a green converge once hid
+    that it could not)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory_path,
+                           str(root / "lab" / "info.yml")], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    lines = [line for play in report["plays"] for task in play["tasks"] for result in task["hosts"].values()
+             for line in result.get("msg", [])]
+    influxdb_host = inventory_vars("localhost", "groups")["groups"]["influxdb"][0]
+    url = inventory_vars(influxdb_host, "influxdb_url")["influxdb_url"]
+    assert any(url in line for line in lines), lines
