@@ -2,25 +2,6 @@
 partitions not led by their preferred replica. Pure, no server."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def cluster_info():
-    sys.modules.setdefault("ansible.module_utils.kafka_client", kafka_client)
-    spec = importlib.util.spec_from_file_location("kafka_cluster_info", ROOT / "plugins" / "modules" / "kafka_cluster_info.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 QUORUM = {"topics": [{"partitions": [{"leader_id": 1, "leader_epoch": 1, "high_watermark": 5,
                                       "current_voters": [{"replica_id": i, "log_end_offset": 5} for i in (1, 2, 3)],

@@ -1,7 +1,6 @@
 """Pure logic of the kafka_* modules: validation and plans (no server)."""
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -189,16 +188,6 @@ def test_client_config_pins_the_api_version_and_sasl_ssl():
 
 
 # --- cluster health ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster_info():
-    """kafka_cluster_info imported with its module_utils under the names Ansible gives them."""
-    sys.modules.setdefault("ansible.module_utils.kafka_client", kafka_client)
-    spec = importlib.util.spec_from_file_location("kafka_cluster_info", ROOT / "plugins" / "modules" / "kafka_cluster_info.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def quorum(leader, voters):
     return {"topics": [{"partitions": [{"leader_id": leader, "leader_epoch": 3, "high_watermark": 100,
