@@ -85,7 +85,9 @@ test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, 
 	@# With shared_state Molecule creates the test lab once but never destroys first: a test lab (and Molecule
 	@# state) left by an interrupted run would be reused as is. Start from bare hosts every time.
 	molecule destroy
-	molecule test $(MOLECULE_SCENARIOS)
+	rm -f .reports/molecule-*.xml
+	@# A failed verify is followed by the other scenarios and the destroy: name the failed tests last.
+	molecule test $(MOLECULE_SCENARIOS) || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
 
 .PHONY: test
 test: lint test-unit test-integration test-molecule ## Everything CI runs
