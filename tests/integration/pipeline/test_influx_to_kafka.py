@@ -141,12 +141,13 @@ def test_a_run_dying_mid_batch_is_completed_by_the_next_without_duplicates(
     assert run_module("influx_to_kafka", job["args"])["changed"] is False
 
 
-def test_sigkill_at_random_moments_then_resume_delivers_everything_once(job, kafka_server, influxdb_server):
+def test_sigkill_at_random_moments_then_resume_delivers_everything_once(job, kafka_server, influxdb_server, tmp_path):
     written = write_points(influxdb_server, job["name"], T0, 500)  # 2000 points, 20 batches of 100
     args = dict(job["args"], batch_size=100)
     kills, in_flight = [], 0
     for threshold in range(100, 1900, 100):
-        proc = start_module("influx_to_kafka", args)
+        # A killed module leaves its unpacked AnsiballZ payload behind: in pytest's tmp_path, not in /tmp.
+        proc = start_module("influx_to_kafka", args, env={"TMPDIR": str(tmp_path)})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             state = read_checkpoint(job["checkpoint"])
