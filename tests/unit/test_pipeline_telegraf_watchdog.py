@@ -63,3 +63,33 @@ def test_newest_sample_reads_the_last_kafka_record(tmp_path):
     stats.write_text("\n".join(json.dumps(line) for line in lines) + "\n{broken\n")
     assert wd.newest_sample(str(stats), "kafka") == {"time": 20, "written": 7, "errors": 3, "buffered": 3}
     assert wd.newest_sample(str(tmp_path / "missing"), "kafka") is None
+
+
+class FakeSystemctl:
+    """Records the systemctl calls; the service stays active for `active_polls` is-active calls."""
+
+    def __init__(self, active_polls):
+        self.calls, self.active_polls = [], active_polls
+
+    def __call__(self, argv, check=False):
+        self.calls.append(" ".join(argv[1:]))
+        code = 0
+        if argv[1] == "is-active":
+            code = 0 if self.active_polls > 0 else 3
+            self.active_polls -= 1
+        return type("Done", (), {"returncode": code})()
+
+
+def test_a_hung_agent_is_killed_after_the_grace_instead_of_the_units_stop_timeout():
+    systemctl = FakeSystemctl(active_polls=1000)
+    wd.restart("telegraf", 5, run=systemctl, sleep=lambda s: None)
+    assert systemctl.calls[0] == "kill --signal=SIGTERM telegraf"
+    assert systemctl.calls.count("is-active --quiet telegraf") == 20  # 5 s in quarter seconds
+    assert systemctl.calls[-2:] == ["kill --signal=SIGKILL telegraf", "restart telegraf"]
+
+
+def test_an_agent_that_stops_on_sigterm_is_not_killed():
+    systemctl = FakeSystemctl(active_polls=2)
+    wd.restart("telegraf", 5, run=systemctl, sleep=lambda s: None)
+    assert "kill --signal=SIGKILL telegraf" not in systemctl.calls
+    assert systemctl.calls[-1] == "restart telegraf"

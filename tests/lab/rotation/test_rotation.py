@@ -320,7 +320,7 @@ def consumer(lab, user, **extra):
 def test_telegraf_delivered_during_and_after_the_rotation(lab):
     """The weather metrics Telegraf collected (their own timestamps) from the start of the rotation until now are on
     weather-telegraf: the largest hole is what the rotation cost Telegraf (restarts; a Kafka client hang after a
-    broker restart that the rotation cures at once instead of the watchdog's 3 minutes). New ones arrive now."""
+    broker restart that the rotation cures at once instead of waiting for the role's watchdog). New ones arrive now."""
     from kafka import TopicPartition
 
     window = json.loads((ephemeral() / "rotation-window.json").read_text())
@@ -351,7 +351,8 @@ def test_telegraf_delivered_during_and_after_the_rotation(lab):
         assert times and times[-1] >= now, f"no new weather metric of {station} from {agent} after the rotation"
     print(f"weather metrics of {agent} from the start of the rotation ({window['ended'] - window['began']:.0f} s) until "
           f"now: largest hole per station {holes} s (collection every 10 s)")
-    # Longer than a few flushes means metrics were lost, not delayed: the watchdog's own limit is 180 s.
+    # Longer than a few flushes means metrics were lost, not delayed. Even a hang that starts after the rotation's
+    # last check stays under this: the role's watchdog restarts the agent 60-80 s into the stall (stall 60 s, timer 20 s).
     assert max(holes.values()) <= 120, f"Telegraf lost up to {max(holes.values())} s of metrics during the rotation"
 
 
