@@ -282,7 +282,12 @@ def parse_value(value: bytes) -> tuple[int, str | None]:
 
 class LiveConsumer(threading.Thread):
     """Reads the topic while the producer writes: assigned partitions (no consumer group, so no group ACL and no
-    offsets topic), starting at the end offsets taken before the first send; only messages of this run count."""
+    offsets topic), starting at the end offsets taken before the first send; only messages of this run count.
+
+    kafka-python's consumer can wedge for good after a broker restart: fetches return nothing and every offset
+    request times out, while a new client works at once (seen during the rotation's rolling restarts). When it reads
+    nothing for stall_seconds although the topic grew, or cannot get the end offsets, the consumer is reopened at the
+    offsets already read: nothing is read twice, so duplicates still mean duplicates on the topic."""
 
     def __init__(self, config: dict, topic: str, run_id: str, events: Events, start_timeout: float = 60):
         super().__init__(name="live-consumer", daemon=True)
@@ -290,21 +295,45 @@ class LiveConsumer(threading.Thread):
         self.start_timeout = start_timeout
         self.ready, self.finish, self.done = threading.Event(), threading.Event(), threading.Event()
         self.seen: set[int] = set()
-        self.duplicates = self.foreign = 0
+        self.duplicates = self.foreign = self.reopened = 0
         self.error: str | None = None
         self.caught_up = False
         self.finish_timeout = 180.0
+        self.stall_seconds = 20.0
+        self.next_offsets: dict = {}
+
+    def _open(self):
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None, request_timeout_ms=30000,
+                             fetch_max_wait_ms=200)
+
+    @staticmethod
+    def _close(consumer):
+        """close() of a wedged client can block: give it 10 s on a side thread."""
+        closer = threading.Thread(target=lambda: consumer.close(autocommit=False), daemon=True)
+        closer.start()
+        closer.join(10)
+
+    def _reopen(self, consumer, partitions, why: str):
+        self.events.write("consumer_reopened", reason=why[:200], at={str(tp.partition): self.next_offsets[tp] for tp in partitions})
+        self.reopened += 1
+        self._close(consumer)
+        consumer = self._open()
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, self.next_offsets[tp])
+        return consumer
 
     def run(self):
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         consumer = None
         try:
             deadline = time.monotonic() + self.start_timeout
             while True:  # the drill's user may be seconds old: retry until its credential and the topic are visible
                 try:
-                    consumer = KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None,
-                                             request_timeout_ms=30000, fetch_max_wait_ms=200)
+                    consumer = self._open()
                     ids = consumer.partitions_for_topic(self.topic)
                     if ids:
                         break
@@ -320,15 +349,17 @@ class LiveConsumer(threading.Thread):
             partitions = [TopicPartition(self.topic, p) for p in sorted(ids)]
             consumer.assign(partitions)
             start = consumer.end_offsets(partitions)
+            self.next_offsets = dict(start)
             for tp in partitions:
                 consumer.seek(tp, start[tp])
             self.events.write("consumer_ready", start={str(tp.partition): start[tp] for tp in partitions})
             self.ready.set()
-            end, last_report, finish_deadline = None, 0.0, None
+            end, last_report, finish_deadline, last_read = None, 0.0, None, time.monotonic()
             while True:
                 read = []
-                for records in consumer.poll(timeout_ms=500, max_records=2000).values():
+                for tp, records in consumer.poll(timeout_ms=500, max_records=2000).items():
                     for record in records:
+                        self.next_offsets[tp] = record.offset + 1
                         seq, run = parse_value(record.value)
                         if run != self.run_id:
                             self.foreign += 1
@@ -337,9 +368,10 @@ class LiveConsumer(threading.Thread):
                         else:
                             self.seen.add(seq)
                             read.append(seq)
+                now = time.monotonic()
                 if read:  # the ids themselves, so "every acked id was read back" can be checked from the file
                     self.events.write("read", s=sorted(read))
-                now = time.monotonic()
+                    last_read = now
                 if now - last_report >= 1:
                     self.events.write("consumed", n=len(self.seen))
                     last_report = now
@@ -351,18 +383,34 @@ class LiveConsumer(threading.Thread):
                             end = consumer.end_offsets(partitions)
                         except Exception as exc:
                             self.events.write("consumer_retry", error=f"end offsets: {type(exc).__name__}: {exc}"[:200])
-                    if end is not None and all(consumer.position(tp) >= end[tp] for tp in partitions):
+                            consumer = self._reopen(consumer, partitions, f"end offsets: {type(exc).__name__}")
+                    if end is not None and all(self.next_offsets[tp] >= end[tp] for tp in partitions):
                         self.caught_up = True
                         break
                     if now > finish_deadline:
                         self.error = f"did not reach the end offsets within {self.finish_timeout:g} s"
                         break
+                    if end is not None and now - last_read > self.stall_seconds:
+                        consumer = self._reopen(consumer, partitions, f"nothing read for {now - last_read:.0f} s "
+                                                                      "before the end offsets")
+                        last_read = time.monotonic()
+                elif now - last_read > self.stall_seconds:
+                    try:
+                        latest = consumer.end_offsets(partitions)
+                        behind = any(latest[tp] > self.next_offsets[tp] for tp in partitions)
+                        why = f"nothing read for {now - last_read:.0f} s while the topic grew"
+                    except Exception as exc:
+                        behind, why = True, f"end offsets: {type(exc).__name__}"
+                    if behind:
+                        consumer = self._reopen(consumer, partitions, why)
+                    last_read = time.monotonic()
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.events.write("consumer_done", n=len(self.seen), caught_up=self.caught_up, error=self.error)
+            self.events.write("consumer_done", n=len(self.seen), caught_up=self.caught_up, error=self.error,
+                              reopened=self.reopened)
             if consumer is not None:
-                consumer.close()
+                self._close(consumer)
             self.ready.set()
             self.done.set()
 
@@ -608,6 +656,8 @@ def main() -> int:
             "failed_but_written": len(seen & load.failed_ids),
             "consumer_caught_up": live.caught_up,
             "consumer_error": live.error,
+            # Times the live consumer was reopened because kafka-python's client had wedged (see LiveConsumer).
+            "consumer_reopened": live.reopened,
             "zero_loss": not missing and live.caught_up,
         })
     events.write("stop", **{k: summary[k] for k in ("sent", "acked", "failed", "read_back", "acked_missing_from_topic")})
