@@ -299,7 +299,8 @@ def test_kafka_traffic_lost_nothing_and_never_failed(old):
     assert path.exists(), "no traffic summary: the generator did not finish (see the side effect's output)"
     summary = json.loads(path.read_text())
     print(json.dumps({k: summary.get(k) for k in ("seconds", "sent", "acked", "failed", "consumed", "acked_missing_from_topic",
-                                                   "broker_errors_retried", "latency_ms", "producer_stuck")}))
+                                                   "broker_errors_retried", "latency_ms", "producer_stuck",
+                                                   "consumer_reopened")}))
     assert summary["sent"] > 0
     assert summary["failed"] == 0, summary["errors"]
     assert summary["acked"] == summary["sent"]
