@@ -315,6 +315,18 @@ class LiveConsumer(threading.Thread):
         closer.start()
         closer.join(10)
 
+    def _why_stalled(self, consumer, partitions, end, idle: float):
+        """Why a consumer that read nothing for `idle` s should be reopened (None: there is nothing to read).
+        `end` are the final end offsets once the producer stopped, else None (then they are asked for)."""
+        if end is None:
+            try:
+                end = consumer.end_offsets(partitions)
+            except Exception as exc:
+                return f"end offsets: {type(exc).__name__}"
+        if any(end[tp] > self.next_offsets[tp] for tp in partitions):
+            return f"nothing read for {idle:.0f} s while behind the end offsets"
+        return None
+
     def _reopen(self, consumer, partitions, why: str):
         self.events.write("consumer_reopened", reason=why[:200], at={str(tp.partition): self.next_offsets[tp] for tp in partitions})
         self.reopened += 1
@@ -384,24 +396,16 @@ class LiveConsumer(threading.Thread):
                         except Exception as exc:
                             self.events.write("consumer_retry", error=f"end offsets: {type(exc).__name__}: {exc}"[:200])
                             consumer = self._reopen(consumer, partitions, f"end offsets: {type(exc).__name__}")
+                            last_read = time.monotonic()
                     if end is not None and all(self.next_offsets[tp] >= end[tp] for tp in partitions):
                         self.caught_up = True
                         break
                     if now > finish_deadline:
                         self.error = f"did not reach the end offsets within {self.finish_timeout:g} s"
                         break
-                    if end is not None and now - last_read > self.stall_seconds:
-                        consumer = self._reopen(consumer, partitions, f"nothing read for {now - last_read:.0f} s "
-                                                                      "before the end offsets")
-                        last_read = time.monotonic()
-                elif now - last_read > self.stall_seconds:
-                    try:
-                        latest = consumer.end_offsets(partitions)
-                        behind = any(latest[tp] > self.next_offsets[tp] for tp in partitions)
-                        why = f"nothing read for {now - last_read:.0f} s while the topic grew"
-                    except Exception as exc:
-                        behind, why = True, f"end offsets: {type(exc).__name__}"
-                    if behind:
+                if now - last_read > self.stall_seconds:
+                    why = self._why_stalled(consumer, partitions, end, now - last_read)
+                    if why:
                         consumer = self._reopen(consumer, partitions, why)
                     last_read = time.monotonic()
         except Exception as exc:
