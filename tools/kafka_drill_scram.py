@@ -23,6 +23,10 @@ import json
 import sys
 import time
 
+import kafka_net_fix  # ships next to this tool; in the repo a link to plugins/module_utils/kafka_net_fix.py
+
+kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
+
 
 def _config(data: dict, address: str, user: str, password: str) -> dict:
     return dict(bootstrap_servers=[address], security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",

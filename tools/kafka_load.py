@@ -45,6 +45,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import kafka_net_fix  # ships next to this tool; in the repo a link to plugins/module_utils/kafka_net_fix.py
+
+kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

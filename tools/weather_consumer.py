@@ -30,6 +30,10 @@ import signal
 import sys
 import time
 
+import kafka_net_fix  # ships next to this tool; in the repo a link to plugins/module_utils/kafka_net_fix.py
+
+kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
+
 EXIT_USAGE, EXIT_KAFKA = 2, 3
 FIELDS = ("temperature", "humidity", "pressure", "wind_speed")
 

@@ -22,6 +22,14 @@ except ImportError:  # reported by check_kafka_library() with the interpreter's 
     HAS_KAFKA = False
     KAFKA_IMPORT_ERROR = traceback.format_exc()
 
+try:  # as a module_utils file inside a module, or imported directly from plugins/module_utils (tests)
+    from ansible.module_utils.kafka_net_fix import apply as _apply_kafka_net_fix
+except ImportError:
+    from kafka_net_fix import apply as _apply_kafka_net_fix
+
+# Without it a refused password often looks like a network failure (see kafka_net_fix).
+_apply_kafka_net_fix()
+
 # Connection options shared by every kafka_* module and influx_to_kafka, documented by the kafka_connection
 # doc fragment (plugins/doc_fragments/kafka_connection.py).
 KAFKA_CONNECTION_ARGS = dict(

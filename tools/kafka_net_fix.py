@@ -1,0 +1,1 @@
+../plugins/module_utils/kafka_net_fix.py
