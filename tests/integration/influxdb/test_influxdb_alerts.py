@@ -42,7 +42,7 @@ def test_check_lifecycle(influxdb_server):
     assert {(t["level"], t["type"], t["value"]) for t in check["thresholds"]} == {("CRIT", "greater", 35), ("WARN", "lesser", -10)}
 
     again = run_module("influxdb_check", args, diff=True)
-    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"]
+    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"], again
 
     hotter = dict(args, thresholds=[{"level": "crit", "type": "greater", "value": 40}, THRESHOLDS[1]])
     update_check = run_module("influxdb_check", hotter, check=True, diff=True)

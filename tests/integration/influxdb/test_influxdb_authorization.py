@@ -78,7 +78,7 @@ def test_token_is_captured_once_and_kept(influxdb_server, desc):
 
     # the kept value is accepted: nothing to do, the value is not shown again
     again = run_module("influxdb_authorization", dict(args, current_token=token), diff=True)
-    assert again["changed"] is False and "token" not in again and again["authorization"]["id"] == auth_id
+    assert again["changed"] is False and "token" not in again and again["authorization"]["id"] == auth_id, again
     assert token not in str(again)
 
     # status is updated in place, the value stays valid

@@ -30,7 +30,7 @@ def test_bucket_lifecycle(influxdb_server):
     assert _retention(_bucket(influxdb_server, name)) == 2 * 86400
 
     again = run_module("influxdb_bucket", args, diff=True)
-    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"]
+    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"], again
 
     # check mode computes the same update a real run makes, and touches nothing
     longer = dict(args, retention="7d")

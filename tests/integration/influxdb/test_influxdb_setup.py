@@ -95,4 +95,4 @@ def test_without_a_chosen_token_the_generated_one_is_returned_once(tmp_path_fact
         status, _ = server.api("GET", "/api/v2/orgs", token=result["token"])
         assert status == 200
         again = run_module("influxdb_setup", {**args, "token": result["token"]})
-        assert again["changed"] is False and "token" not in again
+        assert again["changed"] is False and "token" not in again, again

@@ -100,7 +100,7 @@ def test_acl_check_mode_changes_nothing(kafka_server, admin, name):
     principal = f"User:ck-{name}"
     args = dict(principal=principal, acls=[{"resource_type": "group", "name": name, "operations": ["read"]}])
     planned = module(kafka_server, "kafka_acl", args, check=True)
-    assert planned["changed"] is True and planned["added"]
+    assert planned["changed"] is True and planned["added"], planned
     assert principal_acls(admin, principal) == []
     done = module(kafka_server, "kafka_acl", args)
     assert done["added"] == planned["added"]
@@ -156,24 +156,24 @@ def test_user_create_login_rotate_delete(kafka_server, name):
     assert login_works(kafka_server, name, first_pw)
 
     again = module(kafka_server, "kafka_user", dict(name=name, password=first_pw))
-    assert again["changed"] is False and again["reason"] == "the password authenticates"
+    assert again["changed"] is False and again["reason"] == "the password authenticates", again
 
     planned = module(kafka_server, "kafka_user", dict(name=name, password=second_pw), check=True)
-    assert planned["changed"] is True and planned["operation"] == "update"
+    assert planned["changed"] is True and planned["operation"] == "update", planned
     assert login_works(kafka_server, name, first_pw), "check mode must not rotate the password"
 
     rotated = module(kafka_server, "kafka_user", dict(name=name, password=second_pw))
-    assert rotated["changed"] is True and rotated["reason"] == "the password does not authenticate"
+    assert rotated["changed"] is True and rotated["reason"] == "the password does not authenticate", rotated
     assert login_works(kafka_server, name, second_pw) and not login_works(kafka_server, name, first_pw)
     assert login_works(kafka_server, name, second_pw, independent=True)
     assert not login_works(kafka_server, name, first_pw, independent=True)
     assert module(kafka_server, "kafka_user", dict(name=name, password=second_pw))["changed"] is False
 
     kept = module(kafka_server, "kafka_user", dict(name=name, password=first_pw, update_password="on_create"))
-    assert kept["changed"] is False and login_works(kafka_server, name, second_pw)
+    assert kept["changed"] is False and login_works(kafka_server, name, second_pw), kept
 
     deleted = module(kafka_server, "kafka_user", dict(name=name, state="absent"))
-    assert deleted["changed"] is True and deleted["user"]["credentials"] == []
+    assert deleted["changed"] is True and deleted["user"]["credentials"] == [], deleted
     assert not login_works(kafka_server, name, second_pw)
     assert module(kafka_server, "kafka_user", dict(name=name, state="absent"))["changed"] is False
 

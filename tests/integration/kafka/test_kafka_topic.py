@@ -43,7 +43,7 @@ def test_create_then_rerun_is_unchanged(kafka_server, admin, topic_name):
     args = dict(name=topic_name, partitions=2, replication_factor=1, configs={"retention.ms": 3600000})
     first = topic(kafka_server, args)
     assert first.get("failed") is not True, first
-    assert first["changed"] is True
+    assert first["changed"] is True, first
     assert first["topic"]["partitions"] == 2 and first["topic"]["replication_factor"] == 1
     assert first["topic"]["topic_id"]
     assert on_broker(admin, topic_name) == (2, 1, {"retention.ms": "3600000"})
@@ -57,7 +57,7 @@ def test_create_then_rerun_is_unchanged(kafka_server, admin, topic_name):
 def test_partition_increase(kafka_server, admin, topic_name):
     topic(kafka_server, dict(name=topic_name, partitions=1, replication_factor=1))
     result = topic(kafka_server, dict(name=topic_name, partitions=3))
-    assert result["changed"] is True
+    assert result["changed"] is True, result
     assert result["actions"] == ["increase partitions to 3"]
     assert on_broker(admin, topic_name)[0] == 3
     assert [p["partition"] for p in result["topic"]["partition_details"]] == [0, 1, 2]
@@ -72,7 +72,7 @@ def test_configs_touch_only_the_declared_keys(kafka_server, admin, topic_name):
     admin.alter_configs([ConfigResource("TOPIC", topic_name, configs={"segment.ms": (AlterConfigOp.SET, "7200000")})],
                         incremental=True)
     result = topic(kafka_server, dict(name=topic_name, configs={"retention.ms": 86400000, "cleanup.policy": "delete"}))
-    assert result["changed"] is True
+    assert result["changed"] is True, result
     # cleanup.policy=delete is already the effective value: only retention.ms is altered.
     assert result["actions"] == ["set retention.ms=86400000"]
     assert on_broker(admin, topic_name)[2] == {"retention.ms": "86400000", "segment.ms": "7200000"}
@@ -81,7 +81,7 @@ def test_configs_touch_only_the_declared_keys(kafka_server, admin, topic_name):
 def test_null_removes_an_override(kafka_server, admin, topic_name):
     topic(kafka_server, dict(name=topic_name, partitions=1, replication_factor=1, configs={"retention.ms": 3600000}))
     result = topic(kafka_server, dict(name=topic_name, configs={"retention.ms": None}))
-    assert result["changed"] is True and result["actions"] == ["remove override retention.ms"]
+    assert result["changed"] is True and result["actions"] == ["remove override retention.ms"], result
     assert on_broker(admin, topic_name)[2] == {}
     assert topic(kafka_server, dict(name=topic_name, configs={"retention.ms": None}))["changed"] is False
 
@@ -89,14 +89,14 @@ def test_null_removes_an_override(kafka_server, admin, topic_name):
 def test_check_mode_changes_nothing_and_reports_the_plan_of_the_real_run(kafka_server, admin, topic_name):
     create = dict(name=topic_name, partitions=2, replication_factor=1, configs={"retention.ms": 3600000})
     planned = topic(kafka_server, create, check=True)
-    assert planned["changed"] is True
+    assert planned["changed"] is True, planned
     assert on_broker(admin, topic_name) is None
     done = topic(kafka_server, create)
     assert done["actions"] == planned["actions"]
 
     update = dict(name=topic_name, partitions=4, configs={"retention.ms": 7200000})
     planned = topic(kafka_server, update, check=True)
-    assert planned["changed"] is True
+    assert planned["changed"] is True, planned
     assert planned["actions"] == ["increase partitions to 4", "set retention.ms=7200000"]
     assert on_broker(admin, topic_name) == (2, 1, {"retention.ms": "3600000"})
     done = topic(kafka_server, update)

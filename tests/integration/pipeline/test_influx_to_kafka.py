@@ -89,7 +89,7 @@ def test_publishes_each_point_once_then_nothing_on_rerun(job, kafka_server, infl
 
     again = run_module("influx_to_kafka", job["args"])
     assert not again.get("failed"), again.get("msg")
-    assert again["changed"] is False and again["messages"] == 0
+    assert again["changed"] is False and again["messages"] == 0, again
     assert len(read_topic(kafka_server, job["name"])) == 120
 
     # New points: only they are published.

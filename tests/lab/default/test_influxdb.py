@@ -245,7 +245,7 @@ from(bucket: "{lab['bucket']}")
 
     assert count() == {"temperature": 180, "humidity": 180, "pressure": 180, "wind_speed": 180}
     second = run_inject(inventory_path, lab, pipeline_host, **window)
-    assert second["changed"] is False and second["points_written"] == 0 and second["points_present"] == 180
+    assert second["changed"] is False and second["points_written"] == 0 and second["points_present"] == 180, second
     assert count() == {"temperature": 180, "humidity": 180, "pressure": 180, "wind_speed": 180}
 
 

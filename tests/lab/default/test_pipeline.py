@@ -195,7 +195,7 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
 
     again = run_playbook(lab["inventory"], "produce.yml", {})
     rerun = [r for name, r in again.items() if name.startswith("Publish the new points")][0]
-    assert rerun["changed"] is False and rerun["messages"] == 0
+    assert rerun["changed"] is False and rerun["messages"] == 0, rerun
 
 
 def test_weather_consumer_cli_agrees_with_the_topic(lab):
