@@ -184,8 +184,9 @@ from ansible.module_utils.kafka_client import (
     HAS_KAFKA, KAFKA_CONNECTION_ARGS, check_kafka_library, client_config, close_quietly, connect, describe_exception)
 from ansible.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
 from ansible.module_utils.pipeline_producer import (
-    NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for, new_state,
-    next_batch, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables, recovery_plan, rfc3339_to_ns)
+    FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
+    new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
+    recovery_plan, rfc3339_to_ns)
 
 if HAS_KAFKA:
     from kafka import KafkaProducer, TopicPartition
@@ -426,19 +427,29 @@ def execute(run, store, source, start_ns, stop_ns):
         changed = True
 
     batch_no = 0
+    window_ns = FIRST_WINDOW_NS
+    scanned_to = start_ns  # [cursor, scanned_to) held no point when this run looked
     while True:
         room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - run.counts["messages"])
         if room <= 0:
             break
         cursor = state["cursor"]
-        range_start = cursor["time_ns"] if cursor else start_ns
+        range_start = max(cursor["time_ns"] if cursor else start_ns, scanned_to)
         if range_start >= stop_ns:
             break
-        tables = run.query(batch_query(p["bucket"], p["measurement"], p["key_tag"], range_start, stop_ns,
+        window_stop = min(stop_ns, range_start + window_ns)
+        tables = run.query(batch_query(p["bucket"], p["measurement"], p["key_tag"], range_start, window_stop,
                                        cursor, room))
-        points = next_batch(points_from_tables(tables, p["measurement"], p["key_tag"]), room, p["key_tag"])
-        if not points:
-            break
+        found = points_from_tables(tables, p["measurement"], p["key_tag"])
+        window_ns = next_window(window_ns, len(found), room)
+        if not found:
+            if window_stop >= stop_ns:
+                break
+            scanned_to = window_stop
+            continue
+        if len(found) * 2 < room and window_stop < stop_ns:
+            continue  # a thin window: ask again with the wider one rather than send a small batch
+        points = next_batch(found, room, p["key_tag"])
         batch_no += 1
         messages = []
         for point in points:

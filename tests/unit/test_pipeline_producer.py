@@ -173,3 +173,13 @@ def test_checkpoint_lock_excludes_a_second_run_and_dies_with_its_holder(tmp_path
         holder.wait()
     with cp.CheckpointStore(str(path)).locked():  # a killed holder releases the lock
         assert os.path.exists(str(path) + ".lock")
+
+
+def test_query_window_aims_at_a_batch_and_moves_in_bounded_steps():
+    hour = 3600 * 10**9
+    assert pp.next_window(hour, 0, 500) == 16 * hour  # nothing there: widen fast
+    assert pp.next_window(hour, 250, 500) == int(2.5 * hour)  # half a batch: about twice as wide
+    assert pp.next_window(hour, 50_000, 500) == hour // 16  # 100x too many: shrink, one bounded step
+    assert pp.next_window(hour, 500, 500) == int(1.25 * hour)
+    assert pp.next_window(pp.MIN_WINDOW_NS, 10**6, 1) == pp.MIN_WINDOW_NS
+    assert pp.next_window(pp.MAX_WINDOW_NS, 0, 500) == pp.MAX_WINDOW_NS

@@ -108,6 +108,18 @@ def test_points_sharing_a_timestamp_are_split_across_batches_without_loss(job, k
     assert_exactly_once(read_topic(kafka_server, job["name"]), written, job["name"])
 
 
+def test_sparse_points_and_a_long_gap_are_read_in_full_batches(job, kafka_server, influxdb_server):
+    # The query reads a time window sized from what the last one held: thin windows are widened before
+    # a batch is sent, and a 40-day gap (and the 56 years from the default start) is crossed in few steps.
+    day = 86400 * 10**9
+    written = write_points(influxdb_server, job["name"], T0, 30, step_ns=3600 * 10**9)  # 120 points, hourly
+    written.update(write_points(influxdb_server, job["name"], T0 + 40 * day, 30, step_ns=10**9))  # 120, per second
+    result = run_module("influx_to_kafka", dict(job["args"], batch_size=50))
+    assert not result.get("failed"), result.get("msg")
+    assert result["messages"] == 240 and result["batches"] <= 6, result  # 5 when every batch is full
+    assert_exactly_once(read_topic(kafka_server, job["name"]), written, job["name"])
+
+
 def test_max_messages_stops_early_and_the_next_run_continues(job, kafka_server, influxdb_server):
     written = write_points(influxdb_server, job["name"], T0, 10)
     first = run_module("influx_to_kafka", dict(job["args"], max_messages=15))
