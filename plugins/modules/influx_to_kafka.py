@@ -38,10 +38,10 @@ notes:
   - Points without the key tag are not published. Two series with the same key tag value at the same
     time (they differ in another tag) are refused, O(key_tag) must identify one series.
   - The Kafka record timestamp is the publish time; the point's time is in the message (C(time), C(time_ns)).
-  - Each query reads a time window after the checkpoint, sized from what the previous query held (first
-    window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows whatever
-    the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
     Topic retention counts from record timestamps, so points of an old window are kept as long as new ones.
+  - Each query reads a time window after the checkpoint, sized from what the previous query held (first
+    window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows
+    whatever the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
     station holds within a partition only.
 options:
