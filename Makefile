@@ -17,6 +17,9 @@ export ISOBAR_CACHE
 ISOBAR_ARTIFACT_SOURCE ?= build
 export ISOBAR_ARTIFACT_SOURCE
 INVENTORY ?= inventories/lab
+# Vault identity of the inventory. ansible.cfg loads none: the lab's published throwaway identity is given here,
+# another environment brings its own, e.g. make lab INVENTORY=inventories/prod VAULT_ARGS='--vault-id prod@prompt'.
+VAULT_ARGS ?= $(if $(filter inventories/lab inventories/lab/,$(INVENTORY)),--vault-id lab@inventories/lab/vault-password.txt,)
 # Extra arguments for the lab engine playbooks, e.g. LAB_ARGS='-e lab_dockerd_args=--storage-driver=vfs'
 LAB_ARGS ?=
 MOLECULE_SCENARIOS ?= --all
@@ -48,20 +51,20 @@ artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels)
 
 .PHONY: vault-check
 vault-check: venv ## Check the vault password opens the inventory's vault
-	@ansible-vault view $(INVENTORY)/group_vars/all/vault.yml >/dev/null 2>&1 || { \
-	  echo "Cannot decrypt $(INVENTORY)/group_vars/all/vault.yml: wrong vault password." >&2; \
-	  echo "The lab's published throwaway password is in inventories/lab/vault-password.txt (ansible.cfg vault_identity_list)." >&2; \
+	@ansible-vault view $(VAULT_ARGS) $(INVENTORY)/group_vars/all/vault.yml >/dev/null 2>&1 || { \
+	  echo "Cannot decrypt $(INVENTORY)/group_vars/all/vault.yml with $(or $(VAULT_ARGS),no vault identity): wrong vault password." >&2; \
+	  echo "The lab's published throwaway password is in inventories/lab/vault-password.txt; other inventories: VAULT_ARGS='--vault-id <env>@prompt'." >&2; \
 	  exit 1; }
 
 .PHONY: lab
 lab: venv vault-check artifacts ## From zero: toolchain, engine, image, artifacts, lab hosts, then site.yml
-	ansible-playbook lab/create.yml -i $(INVENTORY) $(LAB_ARGS)
-	ansible-playbook site.yml -i $(INVENTORY)
-	ansible-playbook lab/info.yml -i $(INVENTORY)
+	ansible-playbook lab/create.yml -i $(INVENTORY) $(VAULT_ARGS) $(LAB_ARGS)
+	ansible-playbook site.yml -i $(INVENTORY) $(VAULT_ARGS)
+	ansible-playbook lab/info.yml -i $(INVENTORY) $(VAULT_ARGS)
 
 .PHONY: lab-destroy
 lab-destroy: venv ## Remove the lab hosts and their network (keeps the image and the artifact store)
-	ansible-playbook lab/destroy.yml -i $(INVENTORY) $(LAB_ARGS)
+	ansible-playbook lab/destroy.yml -i $(INVENTORY) $(VAULT_ARGS) $(LAB_ARGS)
 
 .PHONY: bench
 bench: venv artifacts ## Benchmark on a private bench lab (isobar-bench-*): table + bench/results/<date>.json/.md

@@ -25,7 +25,10 @@ def run_module(module: str, args: dict, *, check: bool = False, diff: bool = Fal
     """Run one of our modules on localhost through ansible (the real module machinery) and return its result.
 
     The result dict carries 'failed', 'changed', 'msg', 'diff' ... exactly as a playbook would see them.
+    A short name is one of this collection's modules (kafka_topic -> isobar.pipeline.kafka_topic).
     """
+    if "." not in module:
+        module = f"isobar.pipeline.{module}"
     cmd = [
         str(Path(sys.executable).with_name("ansible")), "localhost", "-i", "localhost,", "-c", "local",
         "-m", module, "-a", json.dumps(args),

@@ -30,7 +30,10 @@ import signal
 import sys
 import time
 
-import kafka_net_fix  # ships next to this tool; in the repo a link to plugins/module_utils/kafka_net_fix.py
+try:  # shipped next to this program on the hosts
+    import kafka_net_fix
+except ImportError:  # in the repository: the collection's module_utils
+    from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_net_fix
 
 kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
 

@@ -20,7 +20,7 @@ import io
 import json
 import os
 
-from ansible.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBError
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBError
 
 MANIFEST_VERSION = 2
 COMPRESSION_NONE = 0  # influx-cli's FileCompression, serialised as a number

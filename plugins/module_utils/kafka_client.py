@@ -2,7 +2,7 @@
 # Apache-2.0
 """Shared pieces of the kafka_* modules: connection options, admin-client factory, error wording.
 
-Modules import it as ``from ansible.module_utils.kafka_client import ...``. Nothing here talks to
+Modules import it by its collection name (``ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client``). Nothing here talks to
 Ansible except through the AnsibleModule passed in, so the pure helpers are unit-testable.
 """
 
@@ -22,10 +22,7 @@ except ImportError:  # reported by check_kafka_library() with the interpreter's 
     HAS_KAFKA = False
     KAFKA_IMPORT_ERROR = traceback.format_exc()
 
-try:  # as a module_utils file inside a module, or imported directly from plugins/module_utils (tests)
-    from ansible.module_utils.kafka_net_fix import apply as _apply_kafka_net_fix
-except ImportError:
-    from kafka_net_fix import apply as _apply_kafka_net_fix
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_net_fix import apply as _apply_kafka_net_fix
 
 # Without it a refused password often looks like a network failure (see kafka_net_fix).
 _apply_kafka_net_fix()

@@ -29,9 +29,9 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - kafka_connection
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.kafka_connection
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 notes:
   - The checkpoint is a point's time, so points written later with a time at or before the checkpoint
     are never published. Writers that deliver late set O(stop_lag) to their maximal delay.
@@ -182,11 +182,11 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration
-from ansible.module_utils.kafka_client import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
     HAS_KAFKA, KAFKA_CONNECTION_ARGS, check_kafka_library, client_config, close_quietly, connect, describe_exception)
-from ansible.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
-from ansible.module_utils.pipeline_producer import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
     FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
     new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
     recovery_plan, rfc3339_to_ns)

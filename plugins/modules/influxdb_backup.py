@@ -26,8 +26,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description: Operator token (all permissions). Env C(INFLUX_TOKEN).
@@ -137,10 +137,10 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_backup_common import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import (
     CHUNK, COMPRESSION_GZIP, MANIFEST_VERSION, SIDECAR_FORMAT, SIDECAR_SUFFIX, count_values, file_sha256,
     server_version, token_fingerprint)
-from ansible.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
 
 BASENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

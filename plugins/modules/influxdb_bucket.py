@@ -16,8 +16,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description: API token allowed to read and write buckets of O(org). Env C(INFLUX_TOKEN).
@@ -75,7 +75,7 @@ bucket:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_client_common import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import (
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, format_duration, influxdb_argument_spec, parse_duration)
 
 

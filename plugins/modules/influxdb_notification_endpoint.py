@@ -18,8 +18,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description: API token allowed to manage notification endpoints in O(org). Env C(INFLUX_TOKEN).
@@ -112,7 +112,7 @@ endpoint:
 from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
 
 COMPARED = ("endpoint_url", "method", "auth_method", "headers", "content_template", "status", "description", "type")
 

@@ -28,8 +28,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description:
@@ -143,10 +143,10 @@ import string
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_backup_common import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import (
     COMPRESSION_NONE, BackupFormatError, count_values, fail_format, has_points, iter_shards, load_backup,
     server_version, token_fingerprint)
-from ansible.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
 
 RESTORE_USER = "isobar-restore"
 

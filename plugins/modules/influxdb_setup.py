@@ -21,8 +21,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description:
@@ -107,7 +107,7 @@ password_updated:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_client_common import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import (
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, basic_auth_header, influxdb_argument_spec, parse_duration)
 
 

@@ -21,8 +21,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - kafka_connection
-  - attributes
+  - isobar.pipeline.kafka_connection
+  - isobar.pipeline.attributes
 options:
   principal:
     description: Principal the ACLs are for, C(User:<name>).
@@ -128,14 +128,14 @@ acls:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kafka_client import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
     KAFKA_CONNECTION_ARGS,
     NOTHING_CHANGED,
     KafkaModuleError,
     close_quietly,
     connect,
 )
-from ansible.module_utils.kafka_plan import PlanError, acl_key, acl_text, expand_acls, plan_acls
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import PlanError, acl_key, acl_text, expand_acls, plan_acls
 
 try:
     from kafka.admin import (

@@ -19,8 +19,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - kafka_connection
-  - attributes
+  - isobar.pipeline.kafka_connection
+  - isobar.pipeline.attributes
 options:
   expected_brokers:
     description: Node ids that must be registered and not fenced for C(healthy).
@@ -138,7 +138,7 @@ preferred_leader_mismatches:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kafka_client import KAFKA_CONNECTION_ARGS, close_quietly, connect, describe_exception, try_login
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import KAFKA_CONNECTION_ARGS, close_quietly, connect, describe_exception, try_login
 
 
 def _replica(entry, high_watermark):

@@ -26,8 +26,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - kafka_connection
-  - attributes
+  - isobar.pipeline.kafka_connection
+  - isobar.pipeline.attributes
 options:
   name:
     description: Topic name (1-249 characters of V(a-z A-Z 0-9 . _ -)); names starting with C(__) are refused.
@@ -139,14 +139,14 @@ diff:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kafka_client import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
     KAFKA_CONNECTION_ARGS,
     NOTHING_CHANGED,
     KafkaModuleError,
     close_quietly,
     connect,
 )
-from ansible.module_utils.kafka_plan import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import (
     DYNAMIC_TOPIC_SOURCE,
     PlanError,
     mask_sensitive,

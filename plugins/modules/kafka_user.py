@@ -19,8 +19,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - kafka_connection
-  - attributes
+  - isobar.pipeline.kafka_connection
+  - isobar.pipeline.attributes
 options:
   name:
     description: SCRAM user name (the principal is C(User:<name>)).
@@ -103,7 +103,7 @@ reason:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kafka_client import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
     KAFKA_CONNECTION_ARGS,
     NOTHING_CHANGED,
     KafkaModuleError,
@@ -112,7 +112,7 @@ from ansible.module_utils.kafka_client import (
     describe_exception,
     try_login,
 )
-from ansible.module_utils.kafka_plan import plan_user, validate_user_params
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import plan_user, validate_user_params
 
 try:
     import kafka.errors as kafka_errors

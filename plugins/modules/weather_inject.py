@@ -25,8 +25,8 @@ description:
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
-  - influxdb_connection
-  - attributes
+  - isobar.pipeline.influxdb_connection
+  - isobar.pipeline.attributes
 options:
   token:
     description: API token with read and write permission on O(bucket). Env C(INFLUX_TOKEN).
@@ -169,7 +169,7 @@ import struct
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.influxdb_client_common import (
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import (
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration)
 
 FIELDS = ("temperature", "humidity", "pressure", "wind_speed")

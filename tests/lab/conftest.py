@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.ansible_env import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_INVENTORY = ROOT / "inventories" / "lab"
@@ -53,8 +54,7 @@ def inventory_vars(inventory_path):
         missing = [n for n in names if (host, n) not in cache]
         if missing:
             expression = "{{ {" + ", ".join(f"'{n}': {n}" for n in missing) + "} | to_json }}"
-            env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                       ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+            env = ansible_env()
             proc = subprocess.run(
                 [_ansible(), host, "-i", inventory_path, "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

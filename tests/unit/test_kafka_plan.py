@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402
-import kafka_plan  # noqa: E402
-from kafka_plan import PlanError, expand_acls, plan_acls, plan_topic, plan_user  # noqa: E402
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client, kafka_plan
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import PlanError, expand_acls, plan_acls, plan_topic, plan_user
 
 
 def current_topic(partitions=2, rf=3, overrides=None, internal=False):

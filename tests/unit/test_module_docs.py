@@ -3,17 +3,18 @@
 argument spec (what ansible-test's validate-modules checks for a collection); EXAMPLES and RETURN parse."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 import yaml
 from ansible.utils.plugin_docs import add_fragments
 
 ROOT = Path(__file__).resolve().parents[2]
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
-MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
+COLLECTION = "isobar.pipeline"
+# Documentation-only modules of action plugins (the plugin runs on the controller; as ansible.builtin.debug).
+ACTION_ONLY = {p.stem for p in (ROOT / "plugins" / "action").glob("*.py")}
+MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem not in ACTION_ONLY)
 FRAGMENTS = sorted(p.stem for p in (ROOT / "plugins" / "doc_fragments").glob("*.py"))
 INFO_MODULES = {"kafka_cluster_info"}  # read-only: no diff
 
@@ -27,22 +28,17 @@ class _FragmentLoader:
     finds through doc_fragment_plugins in ansible.cfg)."""
 
     def get(self, name):
-        path = ROOT / "plugins" / "doc_fragments" / f"{name}.py"
-        if not path.is_file():
+        name = name.removeprefix(COLLECTION + ".")
+        if not (ROOT / "plugins" / "doc_fragments" / f"{name}.py").is_file():
             return None
-        spec = importlib.util.spec_from_file_location(f"isobar_doc_fragment_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = importlib.import_module(f"ansible_collections.isobar.pipeline.plugins.doc_fragments.{name}")
         fragment = module.ModuleDocFragment
         fragment.ansible_name = name
         return fragment
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "modules" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"ansible_collections.isobar.pipeline.plugins.modules.{name}")
 
 
 def _argument_spec(name):
@@ -97,16 +93,28 @@ def test_documentation_matches_the_argument_spec(name):
 
 @pytest.mark.parametrize("name", FRAGMENTS)
 def test_every_fragment_is_used(name):
-    users = [m for m in MODULES if name in (yaml.safe_load(_load(m).DOCUMENTATION).get("extends_documentation_fragment") or [])]
+    users = [m for m in MODULES
+             if f"{COLLECTION}.{name}" in (yaml.safe_load(_load(m).DOCUMENTATION).get("extends_documentation_fragment") or [])]
     assert users, f"no module extends the {name} doc fragment"
 
 
-def test_ansible_cfg_finds_the_fragments():
-    """ansible-doc and ansible-lint merge the fragments only when ansible.cfg and Molecule's config name the path."""
-    assert "doc_fragment_plugins = plugins/doc_fragments" in (ROOT / "ansible.cfg").read_text().splitlines()
+def test_ansible_cfg_resolves_the_checkout_as_the_collection():
+    """ansible-doc, ansible-lint, playbooks and Molecule find isobar.pipeline through the link to the root (no copy)."""
+    link = ROOT / "collections" / "ansible_collections" / "isobar" / "pipeline"
+    assert link.is_symlink() and link.resolve() == ROOT
+    assert "collections_path = collections" in (ROOT / "ansible.cfg").read_text().splitlines()
     for scenario in sorted((ROOT / "molecule").glob("*/molecule.yml")):
         defaults = yaml.safe_load(scenario.read_text())["ansible"]["cfg"]["defaults"]
-        assert defaults.get("doc_fragment_plugins") == "${MOLECULE_PROJECT_DIRECTORY}/plugins/doc_fragments", scenario
+        assert defaults.get("collections_path") == "${MOLECULE_PROJECT_DIRECTORY}/collections", scenario
+
+
+@pytest.mark.parametrize("name", sorted(ACTION_ONLY))
+def test_action_plugins_are_documented(name):
+    """An action plugin's documentation lives in a module file of the same name (what ansible-doc reads)."""
+    doc = _load(name)
+    parsed = yaml.safe_load(doc.DOCUMENTATION)
+    assert parsed["module"] == name and parsed["short_description"] and parsed["options"]
+    assert yaml.safe_load(doc.EXAMPLES) and yaml.safe_load(doc.RETURN)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,15 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "module_utils" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pp = _load("pipeline_producer")
-cp = _load("pipeline_checkpoint")
+from ansible_collections.isobar.pipeline.plugins.module_utils import pipeline_checkpoint as cp
+from ansible_collections.isobar.pipeline.plugins.module_utils import pipeline_producer as pp
 
 
 def test_rfc3339_round_trip_keeps_nanoseconds():

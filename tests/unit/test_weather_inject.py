@@ -4,14 +4,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))  # our module_utils, as ansible ships them
-_spec = importlib.util.spec_from_file_location("weather_inject", ROOT / "plugins" / "modules" / "weather_inject.py")
-wi = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(wi)
+from ansible_collections.isobar.pipeline.plugins.modules import weather_inject as wi
 
 NOW = 1_795_000_000  # a fixed "now" (2026-11-18T...)
 BASE = {"interval": "1m", "now_granularity": None, "start": "-1h", "stop": "now", "stations": 3,

@@ -10,8 +10,7 @@ import uuid
 import pytest
 from conftest import ROOT, run_module
 
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402  (fails fast on a refused password, where kafka-python retries until its timeout)
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # fails fast on a refused password, where kafka-python retries until its timeout
 
 NOTHING = "Nothing was changed."
 

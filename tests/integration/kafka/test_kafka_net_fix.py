@@ -14,9 +14,8 @@ import sys
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402  (applies the fix on import)
-import kafka_net_fix  # noqa: E402
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # noqa: F401  (applies the fix on import)
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_net_fix
 
 REFUSED_LOGINS = 30
 

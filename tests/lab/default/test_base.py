@@ -1,5 +1,7 @@
 """Every lab host: base and pki roles (firewall, time zone, journald, certificates)."""
 
+from fixtures.ansible_env import ansible_env
+
 testinfra_hosts = ["ansible://all"]
 
 
@@ -47,8 +49,7 @@ def test_lab_info_prints_the_endpoints(inventory_path, inventory_vars):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    env = ansible_env()
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory_path,
                            str(root / "lab" / "info.yml")], cwd=root, env=env, capture_output=True, text=True,
                           timeout=300)

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.ansible_env import ansible_env
 
 testinfra_hosts = ["ansible://influxdb"]
 
@@ -40,8 +41,7 @@ def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, ex
            "-a", json.dumps(args)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    env = ansible_env()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     try:
         return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]

@@ -16,8 +16,7 @@ import pytest
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402  (fails fast and precisely on a refused password)
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # fails fast and precisely on a refused password
 
 kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
 from kafka.errors import KafkaError, SaslAuthenticationFailedError, TopicAuthorizationFailedError  # noqa: E402

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.ansible_env import ansible_env
 
 testinfra_hosts = ["ansible://pipeline"]
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,8 +29,7 @@ kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machi
 
 def run_playbook(inventory, playbook, extra):
     """ansible-playbook with the JSON callback; returns {task name: result of the host that ran it}."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    env = ansible_env()
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory,
                            str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -26,8 +26,7 @@ import pytest
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client
 
 # Bounds for a 3-broker cluster on one machine; override with the environment when a slower lab needs it.
 MAX_WINDOW_S = float(os.environ.get("ISOBAR_FAILOVER_MAX_WINDOW", "30"))

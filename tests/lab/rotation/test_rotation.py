@@ -34,11 +34,11 @@ import pytest
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import kafka_client  # noqa: E402  (precise errors for a refused password)
+from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # precise errors for a refused password
 
 kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError  # noqa: E402
+from fixtures.ansible_env import ansible_env
 
 VAULT_PASSWORD_FILE = ROOT / "inventories" / "lab" / "vault-password.txt"
 
@@ -132,8 +132,7 @@ def vault_view(path) -> dict:
 
 def run_playbook(inventory, playbook, extra=None, check=False):
     """ansible-playbook with the JSON callback; returns (rc, stats per host, failed task messages)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json")
+    env = ansible_env()
     cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory, str(ROOT / "playbooks" / playbook)]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]

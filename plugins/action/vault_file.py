@@ -1,6 +1,9 @@
 # Copyright: Isobar contributors
 # Apache-2.0
-"""Action plugin: merge values into an Ansible Vault encrypted YAML file on the controller."""
+"""Action plugin: merge values into an Ansible Vault encrypted YAML file on the controller.
+
+Documented in plugins/modules/vault_file.py (what ansible-doc reads). Which identity encrypts the file is decided by
+plugin_utils/vault_identity.py (unit-tested): never the lab's published one outside the lab, never a guess."""
 
 from __future__ import annotations
 
@@ -13,59 +16,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.parsing.vault import is_encrypted, match_encrypt_secret
 from ansible.plugins.action import ActionBase
-
-DOCUMENTATION = r"""
----
-module: isobar_vault_file
-short_description: Merge secrets into a whole-file Ansible Vault YAML file on the controller
-description:
-  - Reads an Ansible Vault encrypted YAML file (or starts an empty one), sets the given top-level
-    keys (dict values are merged one level deep), removes the listed keys, and writes it back
-    encrypted with the vault secret of O(vault_id), atomically and mode 0600.
-  - Secrets stay whole-file encrypted, so C(ansible-vault rekey) keeps working on the file.
-  - Values are never returned nor shown in the diff; the diff lists only the keys that change.
-options:
-  path:
-    description: Path of the vault file on the controller.
-    type: path
-    required: true
-  values:
-    description: Top-level keys to set. A dict value is merged into an existing dict of the same key.
-    type: dict
-    default: {}
-  remove:
-    description: Top-level keys to remove.
-    type: list
-    elements: str
-    default: []
-  vault_id:
-    description: Vault identity whose secret encrypts the file. Defaults to Ansible's default encrypt identity.
-    type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-"""
-
-EXAMPLES = r"""
-- name: Keep the InfluxDB token created for the producer
-  isobar_vault_file:
-    path: "{{ isobar_generated_vault_file }}"
-    values:
-      vault_influxdb_tokens:
-        producer: "{{ created.token }}"
-  no_log: true
-"""
-
-RETURN = r"""
-changed_keys:
-  description: Top-level keys whose value was added, changed or removed (values are never returned).
-  returned: always
-  type: list
-  elements: str
-"""
-
+from ansible_collections.isobar.pipeline.plugins.plugin_utils.vault_identity import (
+    VaultIdentityError, choose_vault_id, header_vault_id)
 
 def _plain(value):
     """Plain Python types for yaml.safe_dump (ansible-core 2.19 hands over tagged str/dict/list subclasses)."""
@@ -104,33 +56,44 @@ class ActionModule(ActionBase):
         args = self._task.args
         path = args.get("path")
         if not path:
-            raise AnsibleActionFail("isobar_vault_file: 'path' is required")
+            raise AnsibleActionFail("vault_file: 'path' is required")
         values = args.get("values") or {}
         remove = args.get("remove") or []
         if not isinstance(values, dict) or not isinstance(remove, list):
-            raise AnsibleActionFail("isobar_vault_file: 'values' must be a dict and 'remove' a list")
+            raise AnsibleActionFail("vault_file: 'values' must be a dict and 'remove' a list")
         path = os.path.expanduser(str(path))
 
         vault = self._loader._vault  # the secrets given to this ansible-playbook run
-        if not vault.secrets:
-            raise AnsibleActionFail(
-                "isobar_vault_file: no vault secret is loaded; run with --vault-id or a vault_identity_list"
-            )
+        loaded_ids = [vault_id for vault_id, _secret in vault.secrets]
 
         current = {}
+        header_id = None
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 raw = handle.read()
             if raw.strip():
                 if not is_encrypted(raw):
-                    raise AnsibleActionFail(f"isobar_vault_file: {path} exists but is not vault encrypted; refusing to touch it")
+                    raise AnsibleActionFail(f"vault_file: {path} exists but is not vault encrypted; refusing to touch it")
+                header_id = header_vault_id(raw)
                 try:
                     plaintext = vault.decrypt(raw)
                 except Exception as exc:  # wrong password: say so without echoing anything secret
-                    raise AnsibleActionFail(f"isobar_vault_file: cannot decrypt {path}: {exc}") from None
+                    raise AnsibleActionFail(f"vault_file: cannot decrypt {path}: {exc}") from None
                 current = yaml.safe_load(to_text(plaintext)) or {}
                 if not isinstance(current, dict):
-                    raise AnsibleActionFail(f"isobar_vault_file: {path} does not hold a YAML mapping")
+                    raise AnsibleActionFail(f"vault_file: {path} does not hold a YAML mapping")
+
+        # Chosen before anything is compared, so that a run that would change nothing still says when the
+        # environment's identity is wrong (e.g. a production file encrypted with the lab's published password).
+        task_vars = task_vars or {}
+        try:
+            vault_id = choose_vault_id(
+                path, loaded_ids, header_id=header_id, requested_id=args.get("vault_id"),
+                inventory_id=self._var("isobar_vault_id", task_vars),
+                lab_environment=bool(self._var("isobar_lab_environment", task_vars)))
+        except VaultIdentityError as exc:
+            raise AnsibleActionFail(f"vault_file: {exc}") from None
+        result["vault_id"] = vault_id
 
         desired = _merge(current, values, remove)
         changed_keys = sorted(
@@ -148,11 +111,10 @@ class ActionModule(ActionBase):
         if not changed_keys or self._task.check_mode:
             return result
 
-        vault_id = args.get("vault_id")
         try:
             secret_vault_id, secret = match_encrypt_secret(vault.secrets, encrypt_vault_id=vault_id)
         except Exception as exc:
-            raise AnsibleActionFail(f"isobar_vault_file: no vault secret for identity {vault_id!r}: {exc}") from None
+            raise AnsibleActionFail(f"vault_file: no vault secret for identity {vault_id!r}: {exc}") from None
         document = "---\n" + yaml.safe_dump(_plain(desired), default_flow_style=False, sort_keys=True)
         ciphertext = vault.encrypt(to_bytes(document), secret=secret, vault_id=secret_vault_id)
 
@@ -169,3 +131,9 @@ class ActionModule(ActionBase):
                 os.unlink(tmp_path)
             raise
         return result
+
+    def _var(self, name, task_vars):
+        """An inventory variable, templated (None when undefined)."""
+        if name not in task_vars:
+            return None
+        return self._templar.template(task_vars[name])
