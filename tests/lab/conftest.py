@@ -14,12 +14,14 @@ test that is not parametrized over hosts). Values are kept in memory only; never
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.ansible_env import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +37,9 @@ def _inventory(config) -> str:
     return str(value or DEFAULT_INVENTORY)
 
 
-def _ansible() -> str:
-    candidate = Path(sys.executable).with_name("ansible")
-    return str(candidate) if candidate.exists() else "ansible"
+def _ansible_playbook() -> str:
+    candidate = Path(sys.executable).with_name("ansible-playbook")
+    return str(candidate) if candidate.exists() else "ansible-playbook"
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +56,20 @@ def inventory_vars(inventory_path):
         missing = [n for n in names if (host, n) not in cache]
         if missing:
             expression = "{{ {" + ", ".join(f"'{n}': {n}" for n in missing) + "} | to_json }}"
-            env = ansible_env()
-            proc = subprocess.run(
-                [_ansible(), host, "-i", inventory_path, "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            # A play with the topology role: the pipeline's names are its defaults, not inventory variables.
+            playbook = Path(tempfile.mkdtemp(prefix="isobar-vars-")) / "read.yml"
+            playbook.write_text(yaml.safe_dump([{
+                "name": "Read variables", "hosts": host, "gather_facts": False,
+                "roles": [{"role": "isobar.pipeline.topology"}],
+                "tasks": [{"name": "Show", "ansible.builtin.debug": {"msg": expression}}],
+            }]))
             try:
-                result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+                proc = subprocess.run([_ansible_playbook(), "-i", inventory_path, str(playbook)],
+                                      cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=120)
+            finally:
+                shutil.rmtree(playbook.parent, ignore_errors=True)
+            try:
+                result = json.loads(proc.stdout)["plays"][0]["tasks"][-1]["hosts"][host]
                 values = json.loads(result["msg"]) if isinstance(result["msg"], str) else result["msg"]
             except (ValueError, KeyError, IndexError, TypeError):
                 # stdout may hold secrets: report only the command's shape and stderr.

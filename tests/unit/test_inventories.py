@@ -32,3 +32,21 @@ def test_links_resolve_to_the_lab_files(name):
     for link in LINKED[name].rglob("*"):
         if link.is_symlink():
             assert link.resolve().is_relative_to(LAB), f"{link} points outside the lab inventory"
+
+
+def test_the_pipeline_names_have_one_home():
+    """Topics, principals, ports and URLs live in the topology role's defaults, not in an inventory (where the
+    example and bench inventories had to link to the lab's copy)."""
+    import yaml
+
+    names = set(yaml.safe_load((ROOT / "roles" / "topology" / "defaults" / "main.yml").read_text()))
+    redeclared = {}
+    for base in (ROOT / "inventories", ROOT / "molecule" / "shared" / "inventory", ROOT / "bench" / "inventory"):
+        for path in sorted(base.rglob("*.yml")):
+            if path.name.startswith("vault") or path.is_symlink():
+                continue
+            data = yaml.safe_load(path.read_text()) or {}
+            keys = set(data) | set((data.get("all") or {}).get("vars") or {}) if isinstance(data, dict) else set()
+            if keys & names:
+                redeclared[str(path.relative_to(ROOT))] = sorted(keys & names)
+    assert not redeclared, f"set in roles/topology/defaults/main.yml instead: {redeclared}"
