@@ -43,7 +43,7 @@ venv: $(BIN)/.installed ## Create the project virtualenv (pinned toolchain)
 
 .PHONY: engine
 engine: venv ## Install and start the Docker engine, build the lab base image
-	ansible-playbook lab/engine.yml $(LAB_ARGS)
+	ansible-playbook lab/engine.yml -i $(INVENTORY) $(VAULT_ARGS) $(LAB_ARGS)
 
 .PHONY: artifacts
 artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE

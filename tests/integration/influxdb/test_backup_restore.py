@@ -297,7 +297,7 @@ def test_role_recreates_into_the_vault_a_client_token_the_backup_lacks(backup, f
     playbook.write_text(json.dumps([{"name": "Client tokens after a restore", "hosts": "localhost",
                                      "gather_facts": False, "tasks": [{
                                          "name": "Tokens", "ansible.builtin.include_role": {
-                                             "name": "influxdb", "tasks_from": "tokens.yml"}}]}]))
+                                             "name": "isobar.pipeline.influxdb", "tasks_from": "tokens.yml"}}]}]))
     settings = tmp_path / "settings.json"
     read = [{"action": "read", "type": "buckets", "name": bucket}]
     settings.write_text(json.dumps({
