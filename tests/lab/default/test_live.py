@@ -1,6 +1,7 @@
 """The live pipeline on the lab (role isobar.pipeline.pipeline): isobar-inject writes simulated stations every second,
 isobar-producer publishes them to Kafka continuously. New messages keep arriving over time, each point once, and a
-SIGKILL of the producer mid-stream loses and doubles nothing. Skipped (with the reason) where the services are off.
+SIGKILL of the producer mid-stream loses and doubles nothing. Where the services are off (inventory), the tests check
+that neither runs.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +23,22 @@ def live(inventory_vars, lab_host):
     producer_host = groups["pipeline"][0]
     facts = inventory_vars(producer_host, "pipeline_producer_service_enabled", "pipeline_inject_service_enabled",
                            "kafka_bootstrap_servers", "kafka_scram_passwords", "kafka_consumer_user",
-                           "kafka_weather_topic", "kafka_ca_file", "kafka_producer_user", "influxdb_client_tokens",
-                           "pipeline_inject_interval")
-    if not (facts["pipeline_producer_service_enabled"] and facts["pipeline_inject_service_enabled"]):
-        pytest.skip("the live services are off in this inventory (pipeline_producer_service_enabled, "
-                    "pipeline_inject_service_enabled)")
+                           "kafka_weather_topic", "kafka_ca_file", "kafka_producer_user", "influxdb_client_tokens")
+    facts["on"] = bool(facts["pipeline_producer_service_enabled"] and facts["pipeline_inject_service_enabled"])
     host = lab_host(producer_host)
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(host.file(facts["kafka_ca_file"]).content_string)
     facts.update(ca_file=handle.name, host=host)
     yield facts
     Path(handle.name).unlink(missing_ok=True)
+
+
+def off_as_configured(live):
+    """Where the services are off (the default outside the lab) neither runs nor starts at boot."""
+    host = live["host"]
+    for name in ("isobar-producer", "isobar-inject"):
+        service = host.service(name)
+        assert not service.is_running and not service.is_enabled, f"{name} runs although it is off"
 
 
 def consumer(live):
@@ -84,6 +91,8 @@ def status(live):
 
 
 def test_services_run_as_their_own_users_with_private_settings(live):
+    if not live["on"]:
+        return off_as_configured(live)
     host = live["host"]
     for name, user in (("isobar-producer", "isobar-producer"), ("isobar-inject", "isobar-inject")):
         service = host.service(name)
@@ -100,6 +109,8 @@ def test_services_run_as_their_own_users_with_private_settings(live):
 
 
 def test_new_messages_keep_arriving_each_point_once(live):
+    if not live["on"]:
+        return off_as_configured(live)
     before = end_offsets(live)
     time.sleep(15)
     records = read_since(live, before)
@@ -121,6 +132,8 @@ def test_new_messages_keep_arriving_each_point_once(live):
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(live):
+    if not live["on"]:
+        return off_as_configured(live)
     host = live["host"]
     before = end_offsets(live)
     time.sleep(3)
@@ -144,7 +157,9 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(live):
         per_station[value["station"]].add(value["time_ns"])
     first = max(min(times) for times in per_station.values())
     last = min(max(times) for times in per_station.values())
-    step = int(str(live["pipeline_inject_interval"]).rstrip("s")) * 10**9
+    with host.sudo():
+        interval = json.loads(host.file("/etc/isobar/inject.json").content_string)["interval"]
+    step = int(interval.rstrip("s")) * 10**9
     for station, times in per_station.items():
         expected = set(range(first, last + step, step))
         assert expected <= times, f"{station}: {len(expected - times)} ticks missing across the SIGKILL"
