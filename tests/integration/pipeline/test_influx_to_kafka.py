@@ -1,6 +1,6 @@
 """influx_to_kafka against a real InfluxDB 2 and a real Kafka (TLS + SCRAM + ACLs) from the artifact store.
 
-The producer runs with least privilege, as in the lab: a SCRAM user with WRITE on its topic only and an
+The producer runs with least privilege, as in the lab: a SCRAM user with WRITE and READ on its topic only and an
 InfluxDB token that may only read the bucket. What arrived is always read back from the topic.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def job(kafka_server, influxdb_server, producer, read_token, tmp_path):
     """A fresh measurement and topic (4 partitions) per test, the producer allowed to write to it."""
     name = f"itk-{secrets.token_hex(4)}"
     create_topic(kafka_server, name, 4)
-    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE")])
+    # READ: a run completing an interrupted batch reads back which of its messages arrived
+    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE"), ("TOPIC", name, "READ")])
     args = {
         "url": influxdb_server.url, "token": read_token, "org": influxdb_server.org, "ca_path": influxdb_server.ca_path,
         "bucket": influxdb_server.bucket, "measurement": name, "key_tag": "station", "topic": name,
@@ -147,6 +148,7 @@ def test_start_is_ignored_once_a_checkpoint_exists(job, kafka_server, influxdb_s
     ("after_journal", 50, 0),    # died after journaling batch 2, before sending it
     ("partial_send", 25, 25),    # died after half of batch 2 was acknowledged
     ("after_delivery", 0, 50),   # died after batch 2 was acknowledged, before the checkpoint moved
+    ("gap_send", 1, 49),         # died after batch 2 was acknowledged except its 25th message (a failed middle send)
 ])
 def test_a_run_dying_mid_batch_is_completed_by_the_next_without_duplicates(
         job, kafka_server, influxdb_server, monkeypatch, stage, recovered, already):
