@@ -43,7 +43,8 @@ notes:
     window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows
     whatever the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
-    station holds within a partition only.
+    station holds within a partition only. A message resent because its send failed while later ones of the same
+    batch arrived comes after them.
 options:
   token:
     description: InfluxDB token allowed to read O(bucket) (the producer token). Env C(INFLUX_TOKEN).
