@@ -86,6 +86,9 @@ class ServiceModule:
     def fail_json(self, msg, **_ignored):
         raise ServiceFailure(msg)
 
+    def warn(self, msg):
+        LOG.warning("%s", msg)
+
 
 def load_settings(path, spec):
     """The settings file as a dict of typed values with defaults; raises ConfigError listing every problem."""

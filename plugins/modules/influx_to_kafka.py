@@ -18,12 +18,12 @@ description:
     journaled in the checkpoint file; after every message of the batch is acknowledged, the checkpoint
     advances past the batch and the journal is cleared. Each step is an atomic, fsynced file replace."
   - "A run that died with a batch in flight (killed, host crash, broker failure) leaves the journal
-    behind. The next run compares the partitions' end offsets with the journaled ones: with this module
-    as the only writer of the topic, the messages that arrived are the first N of the batch on each
-    partition (the idempotent producer neither reorders nor leaves gaps within a partition), so it sends
-    exactly the others, then advances the checkpoint. Points are therefore published once even across
-    crashes. If the offsets cannot be explained by the journaled batch alone (another writer, a
-    recreated topic) the module stops with an error and sends nothing."
+    behind. The next run reads back the records written to each partition since the journaled end offsets
+    and compares their message ids (C(id), in every message) with the batch's: it sends exactly the
+    messages that are not there - wherever they were in the batch, a send in the middle may have failed
+    while later ones succeeded - then advances the checkpoint. Points are therefore published once even
+    across crashes. If the records cannot be read back (a recreated topic, records already deleted) the
+    module stops with an error and sends nothing; records of another writer are left alone (a warning)."
   - A run with no new points reports C(changed=false) and sends nothing.
   - Runs on the same checkpoint exclude each other with a lock file; a second concurrent run fails at once and
     names the holder. The live producer service (C(isobar-producer)) holds the lock of its checkpoint while it
@@ -45,7 +45,8 @@ notes:
     window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows
     whatever the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
-    station holds within a partition only.
+    station holds within a partition only. A message resent because its send failed while later ones of the same
+    batch arrived comes after them.
 options:
   token:
     description: InfluxDB token allowed to read O(bucket) (the producer token). Env C(INFLUX_TOKEN).
@@ -97,7 +98,9 @@ options:
     choices: [none, gzip]
     default: none
   sasl_username:
-    description: SCRAM user of the producer (needs WRITE on O(topic); DESCRIBE comes with it).
+    description:
+      - SCRAM user of the producer. It needs WRITE on O(topic) (DESCRIBE comes with it) and READ on O(topic)
+        to read back an interrupted batch (no consumer group is used).
 attributes:
   check_mode:
     support: full

@@ -41,7 +41,8 @@ def service(kafka_server, influxdb_server, producer, read_token, tmp_path):
     """A fresh measurement and topic, the settings file of a producer service on them, and a starter."""
     name = f"live-{secrets.token_hex(4)}"
     create_topic(kafka_server, name, 4)
-    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE")])
+    # READ: completing an interrupted batch reads back which of its messages arrived (issue 14.4)
+    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE"), ("TOPIC", name, "READ")])
     settings = {
         "url": influxdb_server.url, "token": read_token, "org": influxdb_server.org, "ca_path": influxdb_server.ca_path,
         "bucket": influxdb_server.bucket, "measurement": name, "key_tag": "station", "topic": name,
