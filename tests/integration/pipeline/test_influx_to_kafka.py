@@ -168,7 +168,9 @@ def test_sigkill_at_random_moments_then_resume_delivers_everything_once(job, kaf
                 break
             time.sleep(0.002)
         if proc.poll() is not None:
-            proc.communicate()
+            out, err = proc.communicate()
+            # A run that cannot start at all (module not found, bad arguments) must not read as "too fast".
+            assert proc.returncode == 0, f"the producer failed before it could be killed:\n{out[-3000:]}\n{err[-2000:]}"
             break
         kill_tree(proc)
         state = read_checkpoint(job["checkpoint"])
