@@ -431,13 +431,17 @@ def execute(run, store, source, start_ns, stop_ns):
 
     batch_no = 0
     window_ns = FIRST_WINDOW_NS
-    scanned_to = start_ns  # [cursor, scanned_to) held no point when this run looked
+    # [cursor, scanned_to) held no point when this run looked. ``start`` only applies without a checkpoint:
+    # with one, points between the cursor and ``start`` would otherwise be skipped (and check mode disagree).
+    scanned_to = None
     while True:
         room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - run.counts["messages"])
         if room <= 0:
             break
         cursor = state["cursor"]
-        range_start = max(cursor["time_ns"] if cursor else start_ns, scanned_to)
+        range_start = cursor["time_ns"] if cursor else start_ns
+        if scanned_to is not None:
+            range_start = max(range_start, scanned_to)
         if range_start >= stop_ns:
             break
         window_stop = min(stop_ns, range_start + window_ns)

@@ -129,6 +129,20 @@ def test_max_messages_stops_early_and_the_next_run_continues(job, kafka_server, 
     assert_exactly_once(read_topic(kafka_server, job["name"]), written, job["name"])
 
 
+def test_start_is_ignored_once_a_checkpoint_exists(job, kafka_server, influxdb_server):
+    # The cursor is older than `start` (T0 is months ago, start is 30 days ago): the points between them are
+    # still published, and check mode counts what the real run publishes.
+    written = write_points(influxdb_server, job["name"], T0, 10)
+    first = run_module("influx_to_kafka", dict(job["args"], max_messages=15))
+    assert first["messages"] == 15 and first["checkpoint"]["time"].startswith("2026-01-01T00:00:03")
+    args = dict(job["args"], start="-30d")
+    check = run_module("influx_to_kafka", args, check=True)
+    second = run_module("influx_to_kafka", args)
+    assert not second.get("failed"), second.get("msg")
+    assert second["messages"] == 25 == check["messages"], (second["messages"], check["messages"])
+    assert_exactly_once(read_topic(kafka_server, job["name"]), written, job["name"])
+
+
 @pytest.mark.parametrize("stage, recovered, already", [
     ("after_journal", 50, 0),    # died after journaling batch 2, before sending it
     ("partial_send", 25, 25),    # died after half of batch 2 was acknowledged
