@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Build the Isobar lab base image: a minimal Debian 12 root (debootstrap) imported into Docker.
-# The image tag is a hash of this file, so editing the recipe is what triggers a rebuild.
-# Usage: build-rootfs.sh <image:tag> [mirror]
+# Build an Isobar lab base image: a minimal Debian root of one suite (debootstrap) imported into Docker.
+# The image tag is a hash of this file and the suite (lab/tasks/image.yml), so editing the recipe rebuilds.
+# Usage: build-rootfs.sh <image:tag> <suite> [mirror]    suite: bookworm (Debian 12) or trixie (Debian 13)
 set -euo pipefail
 
-image="${1:?usage: build-rootfs.sh <image:tag> [mirror]}"
-mirror="${2:-http://deb.debian.org/debian}"
-suite=bookworm
-# What a freshly installed Debian 12 VM with Ansible prerequisites has; nothing pipeline-specific.
+usage="usage: build-rootfs.sh <image:tag> <bookworm|trixie> [mirror]"
+image="${1:?$usage}"
+suite="${2:?$usage}"
+mirror="${3:-http://deb.debian.org/debian}"
+case "$suite" in
+  bookworm | trixie) ;;
+  *) echo "unsupported suite '$suite': the lab builds bookworm (Debian 12) or trixie (Debian 13)" >&2; exit 2 ;;
+esac
+# What a freshly installed Debian VM with Ansible prerequisites has; nothing pipeline-specific.
 packages=python3,python3-apt,sudo,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,gnupg
 
 rootfs="$(mktemp -d /var/tmp/isobar-rootfs.XXXXXX)"
@@ -22,12 +27,30 @@ if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mi
 fi
 rm -f "$rootfs.log"
 
-# The sources of an installed Debian 12 (debootstrap only writes the main suite).
-cat >"$rootfs/etc/apt/sources.list" <<SOURCES
+# The sources of an installed system (debootstrap only writes the main suite): Debian 13's installer writes
+# them in deb822 form (sources.list.d/debian.sources), Debian 12's as sources.list.
+if [ "$suite" = bookworm ]; then
+  cat >"$rootfs/etc/apt/sources.list" <<SOURCES
 deb $mirror $suite main
 deb $mirror $suite-updates main
 deb ${mirror%/debian}/debian-security $suite-security main
 SOURCES
+else
+  rm -f "$rootfs/etc/apt/sources.list"
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $mirror
+Suites: $suite $suite-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror%/debian}/debian-security
+Suites: $suite-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+fi
 
 # Units that have nothing to do in a container and only add noise or failures at boot.
 for unit in getty@tty1.service console-getty.service systemd-remount-fs.service \

@@ -64,6 +64,16 @@ def test_service_is_active_and_enabled(host):
     assert service.is_running and service.is_enabled
 
 
+def test_jvm_is_the_release_openjdk(host):
+    """OpenJDK 17 on Debian 12, 21 on Debian 13 (roles/kafka/vars/Debian-<N>.yml), run by its own path."""
+    release = dict(line.split("=", 1) for line in host.file("/etc/os-release").content_string.splitlines() if "=" in line)
+    java_version = {"12": "17", "13": "21"}[release["VERSION_ID"].strip('"')]
+    java = [p for p in host.process.filter(comm="java") if "kafka.Kafka" in p.args]
+    assert len(java) == 1
+    assert host.file(f"/proc/{java[0].pid}/exe").linked_to == f"/usr/lib/jvm/java-{java_version}-openjdk-amd64/bin/java"
+    assert host.package(f"openjdk-{java_version}-jre-headless").is_installed
+
+
 def test_jvm_runs_as_the_service_user_without_a_shell(host):
     java = [p for p in host.process.filter(comm="java") if "kafka.Kafka" in p.args]
     assert len(java) == 1 and java[0].user == "kafka"
