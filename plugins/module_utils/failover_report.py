@@ -357,7 +357,8 @@ def render_timeline(data: dict, path: str) -> None:
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
 
     runs = data["runs"] or [{"run": "no traffic run", "acks": [], "errors": [], "marks": {}, "cluster_views": []}]
-    figure, axes = pyplot.subplots(2, len(runs), figsize=TIMELINE_SIZE_IN, dpi=TIMELINE_DPI, squeeze=False)
+    figure, axes = pyplot.subplots(2, len(runs), figsize=TIMELINE_SIZE_IN, dpi=TIMELINE_DPI, squeeze=False,
+                                   sharex="col")
     try:
         for column, run in enumerate(runs):
             waits, cluster = axes[0][column], axes[1][column]
@@ -376,16 +377,19 @@ def render_timeline(data: dict, path: str) -> None:
                                       rotation=90, va="top", ha="right", fontsize=7)
             waits.set_title(f"{run['run']}: ack wait per send ({data.get('broker')}, {data.get('mode')})")
             waits.set_ylabel("ack wait (s)")
-            waits.legend(loc="upper left", fontsize=7)
-            brokers = sorted({b for view in run["cluster_views"] for b in view["leaders_per_broker"]}, key=str)
-            times = [view["t"] for view in run["cluster_views"]]
+            if run["acks"] or run["errors"]:
+                waits.legend(loc="center right", fontsize=7)
+            # A view the cluster did not answer (no quorum) has no figures to draw.
+            views = [view for view in run["cluster_views"] if view["answered"]]
+            brokers = sorted({b for view in views for b in view["leaders_per_broker"]}, key=str)
+            times = [view["t"] for view in views]
             for broker in brokers:
-                cluster.step(times, [view["leaders_per_broker"].get(broker, 0) for view in run["cluster_views"]],
+                cluster.step(times, [view["leaders_per_broker"].get(broker, 0) for view in views],
                              where="post", marker="o", label=f"leaders on broker {broker}")
             if times:
-                cluster.step(times, [view["under_replicated"] or 0 for view in run["cluster_views"]], where="post",
-                             marker="s", color="black", label="under-replicated partitions")
-                cluster.legend(loc="upper left", fontsize=7)
+                cluster.step(times, [view["under_replicated"] or 0 for view in views], where="post",
+                             marker="s", color="black", linestyle=":", label="under-replicated partitions")
+                cluster.legend(loc="best", fontsize=7)
             cluster.set_xlabel("seconds since the traffic started")
             cluster.set_ylabel("partitions")
         figure.tight_layout()
