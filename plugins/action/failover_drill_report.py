@@ -18,7 +18,7 @@ ARGUMENT_SPEC = {
     "dest": {"type": "path", "required": True},
     "timeline": {"type": "bool", "default": True},
 }
-# Settings the report needs from the drill (failover_* variables of roles/kafka_failover_drill).
+# Settings the report needs from the drill (its failover_* variables, see playbooks/broker-failover.yml).
 DRILL_KEYS = (
     "started", "broker", "second_broker", "node_id", "mode", "host_stop_timeout", "driver", "traffic_host", "topic",
     "partitions", "rate", "poll_delay", "stall_threshold", "two_down", "two_down_delivery_timeout", "max_window_s",

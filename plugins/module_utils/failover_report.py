@@ -1,6 +1,6 @@
 # Copyright: Isobar contributors
 # Apache-2.0
-"""The broker failover drill's report, verdicts and timeline (roles/kafka_failover_drill).
+"""The broker failover drill's report, verdicts and timeline (playbooks/broker-failover.yml).
 
 Pure functions of what the drill measured (marks, traffic summaries and per-phase analyses, cluster views,
 elections, SCRAM probes), so that every figure and check can be unit tested without a cluster. The action plugin
@@ -20,7 +20,7 @@ CLOCK_NOTE = (
 # Size of the timeline picture (inches at DPI): tests check the PNG's dimensions against these.
 TIMELINE_SIZE_IN = (12.0, 8.0)
 TIMELINE_DPI = 100
-# Marks drawn as vertical lines, with their labels (the drill's own names, see tasks/stop_one_broker.yml).
+# Marks drawn as vertical lines, with their labels (the marks the drill records while a broker is down).
 TIMELINE_MARKS = {
     "stop_begin": "stop",
     "leaders_moved": "leaders moved",

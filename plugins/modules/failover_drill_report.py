@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: failover_drill_report
 short_description: Compute, write and draw the report of the broker failover drill on the controller
 description:
-  - Computes the figures and checks of the broker failover drill (roles/kafka_failover_drill) from the drill's
+  - Computes the figures and checks of the broker failover drill (playbooks/broker-failover.yml) from the drill's
     settings and from what it recorded, and writes them as a JSON report (keys sorted, mode 0644).
   - With O(timeline), also writes next to the report C(<report>.timeline.json), the data of the timeline (ack
     wait of every send read from the fetched C(<report>.<run>.events.jsonl), failed sends, the drill's marks,

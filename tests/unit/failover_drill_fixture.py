@@ -1,7 +1,7 @@
-"""What a failover drill records (roles/kafka_failover_drill), as plain data for the report and timeline tests.
+"""What a failover drill records (playbooks/broker-failover.yml), as plain data for the report and timeline tests.
 
 Shaped like a real run on the lab (marks in epoch seconds, tools/kafka_load.py summaries and --analyze output,
-kafka_cluster_info views as record_cluster_view.yml keeps them), with events generated to match the marks.
+kafka_cluster_info views as the drill keeps them), with events generated to match the marks.
 """
 from __future__ import annotations
 
