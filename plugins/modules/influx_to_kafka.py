@@ -18,12 +18,12 @@ description:
     journaled in the checkpoint file; after every message of the batch is acknowledged, the checkpoint
     advances past the batch and the journal is cleared. Each step is an atomic, fsynced file replace."
   - "A run that died with a batch in flight (killed, host crash, broker failure) leaves the journal
-    behind. The next run compares the partitions' end offsets with the journaled ones: with this module
-    as the only writer of the topic, the messages that arrived are the first N of the batch on each
-    partition (the idempotent producer neither reorders nor leaves gaps within a partition), so it sends
-    exactly the others, then advances the checkpoint. Points are therefore published once even across
-    crashes. If the offsets cannot be explained by the journaled batch alone (another writer, a
-    recreated topic) the module stops with an error and sends nothing."
+    behind. The next run reads back the records written to each partition since the journaled end offsets
+    and compares their message ids (C(id), in every message) with the batch's: it sends exactly the
+    messages that are not there - wherever they were in the batch, a send in the middle may have failed
+    while later ones succeeded - then advances the checkpoint. Points are therefore published once even
+    across crashes. If the records cannot be read back (a recreated topic, records already deleted) the
+    module stops with an error and sends nothing; records of another writer are left alone (a warning)."
   - A run with no new points reports C(changed=false) and sends nothing.
   - Runs on the same checkpoint exclude each other with a lock file; a second concurrent run fails at once.
 version_added: "1.0.0"
@@ -43,7 +43,8 @@ notes:
     window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows
     whatever the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
-    station holds within a partition only.
+    station holds within a partition only. A message resent because its send failed while later ones of the same
+    batch arrived comes after them.
 options:
   token:
     description: InfluxDB token allowed to read O(bucket) (the producer token). Env C(INFLUX_TOKEN).
@@ -95,7 +96,9 @@ options:
     choices: [none, gzip]
     default: none
   sasl_username:
-    description: SCRAM user of the producer (needs WRITE on O(topic); DESCRIBE comes with it).
+    description:
+      - SCRAM user of the producer. It needs WRITE on O(topic) (DESCRIBE comes with it) and READ on O(topic)
+        to read back an interrupted batch (no consumer group is used).
 attributes:
   check_mode:
     support: full
@@ -189,11 +192,12 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoin
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
     FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
     new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
-    recovery_plan, rfc3339_to_ns)
+    record_id, recovery_plan, rfc3339_to_ns)
 
 if HAS_KAFKA:
-    from kafka import KafkaProducer, TopicPartition
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import OffsetSpec
+    from kafka.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
 NOTHING_SENT = "Nothing was sent and the checkpoint is unchanged."
 # Fault injection for the crash tests only: ISOBAR_FAULT_INJECT=<stage>:<batch number>.
@@ -269,6 +273,37 @@ class Run:
                 break
             offsets = again
         return offsets
+
+    def read_back(self, ranges):
+        """Message ids of the records at offsets [start, end) of each partition: {partition: [id or None, ...]}."""
+        got = {partition: [] for partition in ranges}
+        todo = {TopicPartition(self.p["topic"], n): span for n, span in ranges.items() if span[1] > span[0]}
+        if not todo:
+            return got
+        config = client_config(self.p)
+        config.update(client_id="isobar-influx-to-kafka-recovery", group_id=None, enable_auto_commit=False,
+                      auto_offset_reset="none")
+        consumer = KafkaConsumer(**config)
+        try:
+            consumer.assign(list(todo))
+            for tp, (start, _) in todo.items():
+                consumer.seek(tp, start)
+            deadline = time.monotonic() + max(60, self.p["request_timeout"] * 4)
+            while any(consumer.position(tp) < end for tp, (_, end) in todo.items()):
+                if time.monotonic() > deadline:
+                    raise PipelineError("reading back the records of the interrupted batch took too long")
+                for tp, records in consumer.poll(timeout_ms=500).items():
+                    end = todo[tp][1]
+                    got[tp.partition].extend(record_id(r.value) for r in records if r.offset < end)
+        except TopicAuthorizationFailedError:
+            raise PipelineError(f"the producer may not read topic {self.p['topic']!r}: READ on it is needed to check "
+                                "which messages of the interrupted batch arrived") from None
+        except OffsetOutOfRangeError:
+            raise PipelineError("records of the interrupted batch were deleted (retention) before they could be "
+                                "checked") from None
+        finally:
+            consumer.close()
+        return got
 
     def open_producer(self):
         config = client_config(self.p)
@@ -431,13 +466,17 @@ def execute(run, store, source, start_ns, stop_ns):
 
     batch_no = 0
     window_ns = FIRST_WINDOW_NS
-    scanned_to = start_ns  # [cursor, scanned_to) held no point when this run looked
+    # [cursor, scanned_to) held no point when this run looked. ``start`` only applies without a checkpoint:
+    # with one, points between the cursor and ``start`` would otherwise be skipped (and check mode disagree).
+    scanned_to = None
     while True:
         room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - run.counts["messages"])
         if room <= 0:
             break
         cursor = state["cursor"]
-        range_start = max(cursor["time_ns"] if cursor else start_ns, scanned_to)
+        range_start = cursor["time_ns"] if cursor else start_ns
+        if scanned_to is not None:
+            range_start = max(range_start, scanned_to)
         if range_start >= stop_ns:
             break
         window_stop = min(stop_ns, range_start + window_ns)
@@ -468,6 +507,9 @@ def execute(run, store, source, start_ns, stop_ns):
         if os.environ.get(FAULT_ENV) == f"partial_send:{batch_no}":
             run.send(messages[: len(messages) // 2])
             _fault("partial_send", batch_no)
+        if os.environ.get(FAULT_ENV) == f"gap_send:{batch_no}":  # a send in the middle failed, later ones did not
+            run.send(messages[: len(messages) // 2] + messages[len(messages) // 2 + 1:])
+            _fault("gap_send", batch_no)
         run.send(messages)
         _fault("after_delivery", batch_no)
         commit(store, state, len(messages))
@@ -482,7 +524,12 @@ def recover(run, store, state, partitions):
     if missing:
         raise PipelineError(f"partitions {missing} of the interrupted batch no longer exist in topic {run.p['topic']!r}")
     offsets = run.end_offsets(partitions, settle=True)
-    resend, delivered = recovery_plan(pending, offsets)
+    before = {int(n): int(o) for n, o in pending["offsets_before"].items()}
+    arrived = run.read_back({n: (before[n], offsets[n]) for n in before if n in offsets})
+    resend, delivered, unexpected = recovery_plan(pending, offsets, arrived)
+    if unexpected:
+        run.module.warn(f"{unexpected} records written to {run.p['topic']!r} while the batch was in flight are not "
+                        "messages of this batch (another writer, or duplicates): left as they are")
     run.counts["already_delivered"] = delivered
     if resend:
         run.send([pending["messages"][i] for i in resend])

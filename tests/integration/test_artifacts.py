@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 
 import pytest
+from fixtures.prerequisites import missing
 
 from conftest import artifact_store
 
@@ -110,7 +111,7 @@ def test_jmx_exporter_builder_refuses_another_checksum(tmp_path):
     from pathlib import Path
 
     if not shutil.which("mvn"):
-        pytest.skip("mvn is not on PATH (apt-get install maven)")
+        missing("mvn is not on PATH (apt-get install maven)")
     builder = Path(__file__).resolve().parents[2] / "tools" / "artifacts" / "build-jmx-exporter.sh"
     env = dict(os.environ, STORE_DIR=str(tmp_path / "store"), WORK_DIR=str(tmp_path / "work"))
     out = subprocess.run([str(builder), "1.0.1", "sha256:" + "0" * 64], env=env, capture_output=True, text=True,

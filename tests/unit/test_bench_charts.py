@@ -89,3 +89,57 @@ def test_committed_bench_results_have_their_picture(charts, tmp_path):
         expected = [r for r in charts.chart_rows(json.loads(path.read_text())) if abs(math.log10(r[1])) >= 0.05]
         found = bars(png, {"better": charts.BETTER, "worse": charts.WORSE})
         assert [b[0] for b in found] == ["better" if better else "worse" for _, _, better in expected], path.name
+
+
+def drill_events():
+    """30 s of sends every 0.1 s from t=1000: acked in 10 ms, except those sent while the broker was down (10-15 s:
+    acked 4 s later) and two that failed."""
+    events = []
+    for i in range(300):
+        sent = 1000 + i * 0.1
+        if 1010 <= sent < 1015:
+            events.append({"e": "ack", "seq": i, "sent": sent, "t": sent + 4.0, "p": 1})
+        elif i in (50, 51):
+            events.append({"e": "err", "seq": i, "sent": sent, "t": sent + 0.5, "kind": "NotEnoughReplicas"})
+        else:
+            events.append({"e": "ack", "seq": i, "sent": sent, "t": sent + 0.01, "p": i % 4})
+    return events
+
+
+def columns_of(png, colour):
+    image = (plt_image.imread(png)[:, :, :3] * 255).round().astype(int)
+    mask = (image == rgb(colour)).all(axis=2)
+    ys, xs = mask.nonzero()
+    return xs, ys
+
+
+def test_drill_chart_shows_the_stall_inside_the_down_phase(charts, tmp_path):
+    phases = [{"name": "before", "begin": 1000, "end": 1010}, {"name": "broker down", "begin": 1010, "end": 1020},
+              {"name": "restarted", "begin": 1020, "end": 1030}]
+    png = tmp_path / "drill.png"
+    points = charts.render_drill(drill_events(), phases, png)
+    kinds = [k for _, _, k in points]
+    assert (kinds.count("ok"), kinds.count("stalled"), kinds.count("failed")) == (248, 50, 2)
+    line_xs, _ = columns_of(png, charts.PHASE_LINE)
+    columns = sorted({int(x) for x in line_xs if (line_xs == x).sum() > 100})  # full-height vertical lines
+    lines = []
+    for x in columns:  # a line may be a few pixels wide: one line per run of adjacent columns
+        if lines and x - lines[-1][-1] == 1:
+            lines[-1].append(x)
+        else:
+            lines.append([x])
+    lines = [group[0] for group in lines]
+    assert len(lines) == 3, lines
+    ok_x, ok_y = columns_of(png, charts.BETTER)
+    stall_x, stall_y = columns_of(png, charts.WORSE)
+    failed_x, _ = columns_of(png, charts.FAILED)
+    # stalled sends: between the "broker down" line and the middle of that phase, above (smaller y) every ok send
+    second, third = lines[1], lines[2]
+    assert second - 2 <= stall_x.min() and stall_x.max() <= (second + third) // 2 + 3, (stall_x.min(), stall_x.max())
+    assert stall_y.max() < ok_y.min()
+    assert len(failed_x) > 0
+
+
+def test_drill_without_outcomes_is_an_error(charts, tmp_path):
+    with pytest.raises(ValueError, match="no acknowledged or failed send"):
+        charts.render_drill([{"e": "retried", "t": 1.0, "kind": "x"}], [], tmp_path / "x.png")

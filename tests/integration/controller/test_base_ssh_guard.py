@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -81,7 +82,7 @@ def test_the_ssh_rule_opens_the_inventorys_port(tmp_path):
     assert "dport 22 " not in ruleset
     nft = shutil.which("nft") or "/usr/sbin/nft"
     if not Path(nft).exists():
-        pytest.skip("nft is not installed on this machine: the ruleset's syntax is checked on the lab hosts")
+        missing("nft is not installed on this machine: the ruleset's syntax is checked on the lab hosts")
     check = subprocess.run([nft, "--check", "--file", str(out)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
 

@@ -167,7 +167,9 @@ def test_files_and_permissions(host, lab):
     config = host.file("/etc/influxdb/config.toml")
     assert config.user == "root" and config.group == "influxdb" and config.mode == 0o640
     text = config.content_string
+    # hardening-enabled is a decision, not a default left unset: off, the alert receiver is on a private address.
     for setting in ('reporting-disabled = true', 'tls-strict-ciphers = true', 'pprof-disabled = true',
+                    'hardening-enabled = false',
                     f'http-bind-address = ":{lab["port"]}"', 'tls-key = "/etc/influxdb/tls/influxdb.key"'):
         assert setting in text
     current = host.file("/opt/influxdb/current")

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 from fixtures.ansible_env import ansible_env
 
 testinfra_hosts = ["ansible://pipeline"]
 ROOT = Path(__file__).resolve().parents[3]
 CHECKPOINT = "/var/lib/isobar/producer/weather.checkpoint.json"
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 
 
 def run_playbook(inventory, playbook, extra):

@@ -30,13 +30,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
 from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # precise errors for a refused password
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError  # noqa: E402
 from fixtures.ansible_env import ansible_env
 
