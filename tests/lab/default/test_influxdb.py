@@ -38,7 +38,8 @@ class Secret(str):
 
 def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, extra_vars: dict | None = None) -> dict:
     """Run one of our modules through the real ansible CLI against the lab inventory; {host: result}."""
-    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "-m", module,
+    # --become: the hosts are reached as the sudo user deploy; the modules run as root, as in the playbooks.
+    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "--become", "-m", module,
            "-a", json.dumps(args)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
