@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # the repository: results and the toolchain (.venv)
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import charts  # noqa: E402 - bench/charts.py, next to this file
 
 # Workloads (repeated in each row's conditions).
 INJECT_STATIONS = 100  # x one day at 1 point/min = 144,000 points per run and side
@@ -540,8 +542,12 @@ class Bench:
         md += ["", f"Raw figures of every run: `{stem.name}.json` next to this file. Ratio = ours / reference: below 1 "
                    "is slower for throughput, above 1 is slower for times and latencies.", ""]
         stem.with_suffix(".md").write_text("\n".join(md), encoding="utf-8")
+        try:  # the picture of the ratios next to the JSON (bench/charts.py)
+            charts.render_bench(document, stem.with_suffix(".png"))
+        except ValueError as exc:  # no ratio measured: no picture, said so
+            print(f"No chart: {exc}")
         print("\n" + table + "\n")
-        print(f"Results: {stem}.json, {stem}.md; raw logs: {self.work}")
+        print(f"Results: {stem}.json, {stem}.md, {stem}.png; raw logs: {self.work}")
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> int:

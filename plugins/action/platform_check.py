@@ -8,6 +8,7 @@ plugin_utils/platform_support.py (unit-tested); this only gathers the inputs."""
 from __future__ import annotations
 
 import os
+import platform
 
 import yaml
 
@@ -41,6 +42,21 @@ class ActionModule(ActionBase):
         except (OSError, PlatformError) as exc:
             raise AnsibleActionFail(f"platform_check: cannot read the {role} role's supported platforms: {exc}") from exc
         facts = task_vars.get("ansible_facts") or {}
+        if not facts.get("distribution") and getattr(self._connection, "transport", "") == "local":
+            # The host is this controller: its os-release says it without running a module.
+            release = platform.freedesktop_os_release()
+            facts = {"distribution": release.get("ID", "unknown").capitalize(),
+                     "distribution_release": release.get("VERSION_CODENAME", ""),
+                     "distribution_version": release.get("VERSION_ID", "")}
+        if not facts.get("distribution"):
+            # A play without fact gathering (e.g. the rotation's): read just the release, keep it as facts.
+            setup = self._execute_module(module_name="ansible.legacy.setup", task_vars=task_vars,
+                                         module_args={"gather_subset": ["!all", "!min", "distribution"]})
+            if setup.get("failed") or setup.get("unreachable"):
+                raise AnsibleActionFail(f"platform_check: could not read the host's release: {setup.get('msg', setup)}")
+            gathered = setup.get("ansible_facts") or {}
+            result["ansible_facts"] = gathered
+            facts = {key.removeprefix("ansible_"): value for key, value in gathered.items()}
         problem = platform_problem(role, declared, facts, host=task_vars.get("inventory_hostname", "this host"))
         result["changed"] = False
         result["supported"] = {name: list(codenames) for name, codenames in declared.items()}

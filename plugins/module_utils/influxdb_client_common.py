@@ -11,7 +11,13 @@ import json
 import re
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+try:
+    from ansible.module_utils.basic import env_fallback, missing_required_lib
+except ImportError:  # the live producer service (pipeline_live) runs this code in the client venv, without Ansible
+    env_fallback = None
+
+    def missing_required_lib(library):
+        return f"Failed to import the required Python library ({library})"
 
 INFLUXDB_CLIENT_IMPORT_ERROR = None
 try:

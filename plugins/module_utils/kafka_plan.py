@@ -286,3 +286,23 @@ def plan_user(current_iterations, state, iterations, update_password, password_w
     if password_works is False:
         return "update", "the password does not authenticate"
     return None, "the password authenticates"
+
+
+def await_read_your_write(read, expected, timeout=15.0, interval=0.1, clock=None, sleep=None):
+    """Call ``read()`` until it returns ``expected`` or ``timeout`` seconds pass; (last answer, seen in time).
+
+    A broker answers metadata reads (SCRAM credentials, ACLs) from its own metadata cache, which applies the
+    controller's records a moment after the write was acknowledged: reading back at once can return the state
+    before the write. The next task (a login, another run's plan) must see the write, so wait for it here.
+    """
+    import time as _time
+    clock = clock or _time.monotonic
+    sleep = sleep or _time.sleep
+    deadline = clock() + timeout
+    while True:
+        answer = read()
+        if answer == expected:
+            return answer, True
+        if clock() >= deadline:
+            return answer, False
+        sleep(interval)

@@ -239,37 +239,61 @@ def partition_for(key, partitions):
 
 
 # -- recovery of an in-flight batch ----------------------------------------------------------------
-def recovery_plan(pending, end_offsets):
+def message_id(message):
+    """The ``id`` a journaled message [partition, key, value] carries in its JSON value, or None."""
+    return record_id(message[2])
+
+
+def record_id(value):
+    """The ``id`` of a record's JSON value (bytes or str), or None when it is not one of our messages."""
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return data.get("id") if isinstance(data, dict) else None
+
+
+def recovery_plan(pending, end_offsets, arrived):
     """Which messages of the journaled batch still have to be sent.
 
-    ``pending["offsets_before"]`` are the partitions' end offsets before the batch was sent,
-    ``end_offsets`` the end offsets now ({partition: offset}). With one writer per partition (this
-    module, under its lock) and an idempotent producer (no gaps, no reordering within a partition),
-    the messages that reached a partition are a prefix of the batch's messages for that partition:
-    ``end - before`` of them. Returns (indexes to resend in order, number already delivered).
-    Raises PipelineError when the offsets cannot be explained by this batch alone.
+    ``pending["offsets_before"]`` are the partitions' end offsets before the batch was sent, ``end_offsets`` the
+    end offsets now ({partition: offset}) and ``arrived`` the ids of the records read back at offsets
+    [before, end) of each partition ({partition: [id or None, ...]}). A message counts as delivered when its id
+    is among them, wherever it is: a send in the middle of the batch may have failed while later ones succeeded,
+    so the arrived messages are not always the first N. Returns (indexes to resend in order, number already
+    delivered, number of records in those ranges that are not a first delivery of this batch - another writer's
+    or a duplicate). Raises PipelineError when the offsets or the records read back cannot be checked.
     """
     before = {int(p): int(o) for p, o in pending["offsets_before"].items()}
     per_partition = {}
     for index, message in enumerate(pending["messages"]):
         per_partition.setdefault(int(message[0]), []).append(index)
-    resend, delivered = [], 0
+    resend, delivered, unexpected = [], 0, 0
     for partition in sorted(set(before) | set(per_partition)):
         if partition not in before or partition not in end_offsets:
             raise PipelineError(f"partition {partition} of the journaled batch is unknown to the topic now "
                                 "(topic deleted or recreated?)")
         grown = int(end_offsets[partition]) - before[partition]
-        sent = per_partition.get(partition, [])
         if grown < 0:
             raise PipelineError(f"partition {partition} shrank from offset {before[partition]} to {end_offsets[partition]} "
                                 "since the batch was journaled (topic recreated or records deleted)")
-        if grown > len(sent):
+        ids = list(arrived.get(partition) or [])
+        if len(ids) != grown:
             raise PipelineError(
-                f"partition {partition} grew by {grown} records but the interrupted batch sent at most {len(sent)} "
-                "there: another producer writes to this topic, so the delivered messages cannot be told apart")
-        delivered += grown
-        resend.extend(sent[grown:])
-    return sorted(resend), delivered
+                f"partition {partition} grew by {grown} records since the batch was journaled but {len(ids)} could be "
+                "read back (deleted by retention or compaction?): the delivered messages cannot be told apart")
+        here = set(ids)
+        found = 0
+        for index in per_partition.get(partition, []):
+            mid = message_id(pending["messages"][index])
+            if mid is not None and mid in here:
+                found += 1
+                here.discard(mid)  # a message counts once even if it arrived twice
+            else:
+                resend.append(index)
+        delivered += found
+        unexpected += grown - found
+    return sorted(resend), delivered, unexpected
 
 
 def new_state(source):

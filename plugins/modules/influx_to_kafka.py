@@ -18,14 +18,16 @@ description:
     journaled in the checkpoint file; after every message of the batch is acknowledged, the checkpoint
     advances past the batch and the journal is cleared. Each step is an atomic, fsynced file replace."
   - "A run that died with a batch in flight (killed, host crash, broker failure) leaves the journal
-    behind. The next run compares the partitions' end offsets with the journaled ones: with this module
-    as the only writer of the topic, the messages that arrived are the first N of the batch on each
-    partition (the idempotent producer neither reorders nor leaves gaps within a partition), so it sends
-    exactly the others, then advances the checkpoint. Points are therefore published once even across
-    crashes. If the offsets cannot be explained by the journaled batch alone (another writer, a
-    recreated topic) the module stops with an error and sends nothing."
+    behind. The next run reads back the records written to each partition since the journaled end offsets
+    and compares their message ids (C(id), in every message) with the batch's: it sends exactly the
+    messages that are not there - wherever they were in the batch, a send in the middle may have failed
+    while later ones succeeded - then advances the checkpoint. Points are therefore published once even
+    across crashes. If the records cannot be read back (a recreated topic, records already deleted) the
+    module stops with an error and sends nothing; records of another writer are left alone (a warning)."
   - A run with no new points reports C(changed=false) and sends nothing.
-  - Runs on the same checkpoint exclude each other with a lock file; a second concurrent run fails at once.
+  - Runs on the same checkpoint exclude each other with a lock file; a second concurrent run fails at once and
+    names the holder. The live producer service (C(isobar-producer)) holds the lock of its checkpoint while it
+    runs, so stop it before a one-shot run on the same checkpoint.
 version_added: "1.0.0"
 author: Isobar contributors
 extends_documentation_fragment:
@@ -43,7 +45,8 @@ notes:
     window 1 h, at most 16x wider or narrower per step), so a query returns about 1.25 x O(batch_size) rows
     whatever the number of stations or the length of the backlog; an empty window is skipped and the next is wider.
   - Adding partitions to the topic moves keys to other partitions (the usual Kafka caveat), so order per
-    station holds within a partition only.
+    station holds within a partition only. A message resent because its send failed while later ones of the same
+    batch arrived comes after them.
 options:
   token:
     description: InfluxDB token allowed to read O(bucket) (the producer token). Env C(INFLUX_TOKEN).
@@ -95,7 +98,9 @@ options:
     choices: [none, gzip]
     default: none
   sasl_username:
-    description: SCRAM user of the producer (needs WRITE on O(topic); DESCRIBE comes with it).
+    description:
+      - SCRAM user of the producer. It needs WRITE on O(topic) (DESCRIBE comes with it) and READ on O(topic)
+        to read back an interrupted batch (no consumer group is used).
 attributes:
   check_mode:
     support: full
@@ -182,161 +187,13 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import influxdb_argument_spec
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
-    HAS_KAFKA, KAFKA_CONNECTION_ARGS, check_kafka_library, client_config, close_quietly, connect, describe_exception)
+    KAFKA_CONNECTION_ARGS, check_kafka_library, describe_exception)
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
-from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
-    FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
-    new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
-    recovery_plan, rfc3339_to_ns)
-
-if HAS_KAFKA:
-    from kafka import KafkaProducer, TopicPartition
-    from kafka.admin import OffsetSpec
-
-NOTHING_SENT = "Nothing was sent and the checkpoint is unchanged."
-# Fault injection for the crash tests only: ISOBAR_FAULT_INJECT=<stage>:<batch number>.
-FAULT_ENV = "ISOBAR_FAULT_INJECT"
-OFFSETS_SETTLE_SECONDS = 1.0
-
-
-def _fault(stage, batch_no):
-    wanted = os.environ.get(FAULT_ENV, "")
-    if wanted and wanted == f"{stage}:{batch_no}":
-        os._exit(86)  # like a SIGKILL: no cleanup, no checkpoint write
-
-
-def summary(state):
-    cursor = (state or {}).get("cursor")
-    pending = (state or {}).get("pending")
-    return {
-        "time": ns_to_rfc3339(cursor["time_ns"]) if cursor else None,
-        "key": cursor["key"] if cursor else None,
-        "delivered_total": (state or {}).get("delivered_total", 0),
-        "pending": len(pending["messages"]) if pending else 0,
-    }
-
-
-class Run:
-    """One run: the clients, the state, the counters."""
-
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.started = time.monotonic()
-        self.admin = None
-        self.producer = None
-        self.api = None
-        self.counts = {"messages": 0, "recovered": 0, "already_delivered": 0, "batches": 0, "partitions": {}}
-
-    # -- services --------------------------------------------------------------------------------
-    def query(self, flux):
-        try:
-            resp = self.api.request("POST", "/api/v2/query", {"org": self.p["org"]},
-                                    body={"query": flux, "type": "flux",
-                                          "dialect": {"header": True, "annotations": ["datatype", "group", "default"]}},
-                                    headers={"Accept": "application/csv"}, raw=True)
-        except InfluxDBError as exc:
-            hint = {401: " (token not accepted)", 403: " (the token may not read this bucket)",
-                    404: " (unknown organization or bucket)"}.get(exc.status, "")
-            raise PipelineError(f"InfluxDB query failed: {exc.message}{hint}") from None
-        data = resp.data.decode("utf-8") if isinstance(resp.data, bytes) else resp.data
-        return parse_annotated_csv(data)
-
-    def partitions(self):
-        topics = self.admin.describe_topics([self.p["topic"]])
-        info = topics[0] if topics else None
-        if not info or info.get("error_code") or not info.get("partitions"):
-            code = (info or {}).get("error_code")
-            raise PipelineError(f"topic {self.p['topic']!r} cannot be described (error code {code}): it must exist "
-                                "(kafka_topic) and the producer needs WRITE on it")
-        return sorted(part["partition_index"] for part in info["partitions"])
-
-    def end_offsets(self, partitions, settle=False):
-        """End offsets (high watermarks); with settle, read until two reads a second apart agree."""
-        specs = {TopicPartition(self.p["topic"], n): OffsetSpec.LATEST for n in partitions}
-
-        def read():
-            got = self.admin.list_partition_offsets(specs)
-            return {tp.partition: value.offset for tp, value in got.items()}
-
-        offsets = read()
-        while settle:
-            time.sleep(OFFSETS_SETTLE_SECONDS)
-            again = read()
-            if again == offsets:
-                break
-            offsets = again
-        return offsets
-
-    def open_producer(self):
-        config = client_config(self.p)
-        config.update(client_id="isobar-influx-to-kafka", acks="all", enable_idempotence=True,
-                      max_in_flight_requests_per_connection=5, linger_ms=20,
-                      delivery_timeout_ms=max(120000, self.p["request_timeout"] * 4000),
-                      compression_type=None if self.p["compression"] == "none" else self.p["compression"])
-        self.producer = KafkaProducer(**config)
-
-    def send(self, messages):
-        """Send (partition, key, value) messages in order; returns when every one is acknowledged.
-
-        The record timestamp is the publish time (the point's time is in the value): Kafka's retention counts
-        from record timestamps, so points of old windows would otherwise be deleted as soon as they arrive."""
-        futures = [self.producer.send(self.p["topic"], key=key.encode("utf-8"), value=value.encode("utf-8"),
-                                      partition=partition)
-                   for partition, key, value in messages]
-        self.producer.flush(timeout=max(60, self.p["request_timeout"] * 4))
-        for future, message in zip(futures, messages):
-            if not future.is_done:
-                raise PipelineError(f"message to partition {message[0]} not acknowledged in time")
-            if future.failed():
-                raise future.exception
-            partition = str(message[0])
-            self.counts["partitions"][partition] = self.counts["partitions"].get(partition, 0) + 1
-        self.counts["messages"] += len(messages)
-
-    def close(self):
-        if self.producer is not None:
-            try:
-                self.producer.close(timeout=5)
-            except Exception:
-                pass
-        close_quietly(self.admin)
-        if self.api is not None:
-            self.api.close()
-
-
-def validate(module):
-    p = module.params
-    problems = []
-    for name in ("bucket", "measurement", "key_tag", "org"):
-        if not p[name] or not NAME_RE.match(p[name]):
-            problems.append(f"{name} must be a non-empty name without control characters")
-    if not p["url"].startswith("https://") and p["validate_certs"]:
-        problems.append(f"url {p['url']!r} must use https://")
-    if not 1 <= p["batch_size"] <= 100000:
-        problems.append(f"batch_size must be between 1 and 100000, got {p['batch_size']}")
-    if p["max_messages"] < 0:
-        problems.append("max_messages must be 0 (no limit) or positive")
-    if not p["token"]:
-        problems.append("token must not be empty")
-    try:
-        lag = parse_duration(p["stop_lag"], "stop_lag")
-    except ValueError as exc:
-        problems.append(str(exc))
-        lag = 0
-    start = p["start"].strip()
-    start_ns = None
-    try:
-        start_ns = time.time_ns() - parse_duration(start[1:], "start") if start.startswith("-") else rfc3339_to_ns(start)
-    except (ValueError, PipelineError) as exc:
-        problems.append(f"start: {exc}")
-    if os.path.isdir(p["checkpoint_path"]):
-        problems.append(f"checkpoint_path {p['checkpoint_path']} is a directory; give a file name")
-    if problems:
-        module.fail_json(msg="influx_to_kafka: " + "; ".join(problems) + ". " + NOTHING_SENT)
-    return start_ns, lag
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import PipelineError
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_publish import (
+    NOTHING_SENT, Run, execute, progress_text, validate)
 
 
 def main():
@@ -374,7 +231,8 @@ def main():
                 result = execute(run, store, source, start_ns, stop_ns)
     except CheckpointBusy as exc:
         run.close()
-        module.fail_json(msg=f"influx_to_kafka: {exc}: another run is publishing from this checkpoint. {NOTHING_SENT}")
+        module.fail_json(msg=f"influx_to_kafka: {exc}: another run is publishing from this checkpoint "
+                             f"(stop it first: a checkpoint has one writer). {NOTHING_SENT}")
     except ValueError as exc:
         run.close()
         module.fail_json(msg=f"influx_to_kafka: {exc}. {NOTHING_SENT}")
@@ -388,134 +246,6 @@ def main():
                          **run.counts)
     run.close()
     module.exit_json(**result)
-
-
-def progress_text(run):
-    if run.counts["messages"] == 0:
-        return "No message was confirmed in this run; an interrupted batch, if any, is completed by the next run."
-    return (f"{run.counts['messages']} messages were confirmed and checkpointed before the error; the next run "
-            "resumes after them and completes the interrupted batch without duplicates.")
-
-
-def execute(run, store, source, start_ns, stop_ns):
-    module, p = run.module, run.p
-    state = store.load()
-    state = check_state(state, source, store.path) if state is not None else new_state(source)
-    before = summary(state) if store.exists() else summary(None)
-
-    run.admin = connect(module)  # fails the module with a clear message (TLS, auth, unreachable)
-    run.api = InfluxDBApi(module)
-    partitions = run.partitions()
-    limit_total = p["max_messages"] or None
-
-    if module.check_mode:
-        pending = state.get("pending")
-        cursor = pending["cursor_after"] if pending else state["cursor"]
-        todo = 0
-        range_start = cursor["time_ns"] if cursor else start_ns
-        if range_start < stop_ns:
-            todo = count_from_tables(run.query(count_query(p["bucket"], p["measurement"], p["key_tag"],
-                                                           range_start, stop_ns, cursor)))
-        if limit_total:
-            todo = min(todo, limit_total)
-        in_flight = len(pending["messages"]) if pending else 0
-        run.counts["messages"] = todo + in_flight
-        changed = bool(todo or in_flight)
-        return finish(run, state, before, changed, check_mode=True)
-
-    changed = False
-    run.open_producer()  # before any journal entry: a refused login or ACL fails the run with nothing in flight
-    if state.get("pending"):
-        recover(run, store, state, partitions)
-        changed = True
-
-    batch_no = 0
-    window_ns = FIRST_WINDOW_NS
-    scanned_to = start_ns  # [cursor, scanned_to) held no point when this run looked
-    while True:
-        room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - run.counts["messages"])
-        if room <= 0:
-            break
-        cursor = state["cursor"]
-        range_start = max(cursor["time_ns"] if cursor else start_ns, scanned_to)
-        if range_start >= stop_ns:
-            break
-        window_stop = min(stop_ns, range_start + window_ns)
-        tables = run.query(batch_query(p["bucket"], p["measurement"], p["key_tag"], range_start, window_stop,
-                                       cursor, room))
-        found = points_from_tables(tables, p["measurement"], p["key_tag"])
-        window_ns = next_window(window_ns, len(found), room)
-        if not found:
-            if window_stop >= stop_ns:
-                break
-            scanned_to = window_stop
-            continue
-        if len(found) * 2 < room and window_stop < stop_ns:
-            continue  # a thin window: ask again with the wider one rather than send a small batch
-        points = next_batch(found, room, p["key_tag"])
-        batch_no += 1
-        messages = []
-        for point in points:
-            key, value = message_for(point, p["key_tag"])
-            messages.append([partition_for(key, len(partitions)), key, value])
-        offsets = run.end_offsets(partitions)
-        last = points[-1]
-        state["pending"] = {"offsets_before": {str(k): v for k, v in offsets.items()}, "messages": messages,
-                            "cursor_after": {"time_ns": last["time_ns"], "key": last["key"]}}
-        store.save(stamp(state))
-        changed = True
-        _fault("after_journal", batch_no)
-        if os.environ.get(FAULT_ENV) == f"partial_send:{batch_no}":
-            run.send(messages[: len(messages) // 2])
-            _fault("partial_send", batch_no)
-        run.send(messages)
-        _fault("after_delivery", batch_no)
-        commit(store, state, len(messages))
-        run.counts["batches"] += 1
-    return finish(run, state, before, changed)
-
-
-def recover(run, store, state, partitions):
-    """Complete the batch a previous run left in flight: send exactly the messages that did not arrive."""
-    pending = state["pending"]
-    missing = [int(p) for p in pending["offsets_before"] if int(p) not in partitions]
-    if missing:
-        raise PipelineError(f"partitions {missing} of the interrupted batch no longer exist in topic {run.p['topic']!r}")
-    offsets = run.end_offsets(partitions, settle=True)
-    resend, delivered = recovery_plan(pending, offsets)
-    run.counts["already_delivered"] = delivered
-    if resend:
-        run.send([pending["messages"][i] for i in resend])
-        run.counts["recovered"] = len(resend)
-    commit(store, state, len(pending["messages"]))
-    run.counts["batches"] += 1
-
-
-def commit(store, state, delivered):
-    state["cursor"] = state["pending"]["cursor_after"]
-    state["pending"] = None
-    state["delivered_total"] = state.get("delivered_total", 0) + delivered
-    store.save(stamp(state))
-
-
-def stamp(state):
-    state["updated"] = ns_to_rfc3339(time.time_ns())
-    return state
-
-
-def finish(run, state, before, changed, check_mode=False):
-    elapsed = time.monotonic() - run.started
-    sent = run.counts["messages"]
-    result = dict(changed=changed, duration=round(elapsed, 3),
-                  rate=round(sent / elapsed, 1) if sent and elapsed > 0 and not check_mode else 0.0,
-                  checkpoint=summary(state), **run.counts)
-    if run.module._diff:
-        after = summary(state)
-        if check_mode and changed:  # the new cursor is only known once the points are read
-            after = dict(before, time="(after the new points)", key=None, pending=0,
-                         delivered_total=before["delivered_total"] + run.counts["messages"])
-        result["diff"] = {"before": before, "after": after}
-    return result
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ description:
     (e.g. in a vault) and passes it back as O(current_token) on later runs.
   - A token whose value the caller still holds and that the server still accepts is never replaced for status or
     description changes (they are updated in place). Permissions of a token cannot be changed in InfluxDB; when
-    they differ, a new token is created (returned in RV(token)) and the old one deleted.
+    they differ the module refuses and changes nothing, because deleting the old token in the same step breaks
+    every client that still uses it. Change a client's permissions with C(playbooks/rotate-secrets.yml) (new
+    token stored, clients reconfigured, old one revoked last), or set O(replace_token=true) to create the new
+    token (returned in RV(token)) and delete the old one at once.
   - When the caller holds no accepted value (first run, vault lost, instance re-created), a new token is created;
     other tokens with the same description, whose values nobody can know any more, are deleted when
     O(remove_stale=true).
@@ -72,6 +75,12 @@ options:
     description: Delete other authorizations with this description when a new token is created.
     type: bool
     default: true
+  replace_token:
+    description:
+      - When the permissions of the token held in O(current_token) differ, create a new token and delete the old
+        one in this run. Its clients fail until they are given the new value, so the default refuses instead.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -175,6 +184,7 @@ def main():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         current_token=dict(type="str", no_log=True),
         remove_stale=dict(type="bool", default=True),
+        replace_token=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ["permissions"])])
@@ -237,6 +247,14 @@ def main():
     after = dict(summary({"description": params["description"], "status": params["status"], "permissions": desired}),
                  id=keeper["id"] if keeper else "")
     if keeper and {perm_key(p) for p in keeper["permissions"]} != desired_keys:
+        if not params["replace_token"]:
+            module.fail_json(
+                msg=f"the permissions of the token {params['description']!r} differ "
+                    f"({', '.join(before['permissions'])} -> {', '.join(after['permissions'])}). InfluxDB cannot change "
+                    "them in place and replacing the token now would break its clients, which still use the old "
+                    "value: change them with playbooks/rotate-secrets.yml -e rotate=influxdb_tokens (new token first, "
+                    f"clients reconfigured, old one revoked last), or set replace_token=true. {NOTHING_CHANGED}",
+                authorization=before)
         result.update(replaced=True, created=True)
     elif not keeper:
         result["created"] = True

@@ -65,7 +65,7 @@ options:
     choices: [on_create, always]
     default: on_create
   headers:
-    description: Extra HTTP headers (name to value).
+    description: Extra HTTP headers (name to value). Their values are treated as secrets (never shown).
     type: dict
     default: {}
   content_template:
@@ -139,7 +139,7 @@ def main():
         username=dict(type="str"),
         password=dict(type="str", no_log=True),
         update_secrets=dict(type="str", default="on_create", choices=["on_create", "always"], no_log=False),
-        headers=dict(type="dict", default={}),
+        headers=dict(type="dict", default={}, no_log=True),  # e.g. an API key
         content_template=dict(type="str", default=""),
         status=dict(type="str", default="active", choices=["active", "inactive"]),
         description=dict(type="str", default=""),

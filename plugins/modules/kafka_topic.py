@@ -22,6 +22,9 @@ description:
   - Every change is first sent with C(validate_only), so bad values (unknown config key, invalid value,
     replication factor above the broker count, partition decrease) fail before anything changes. Check mode
     computes the same plan and sends the same validations, and changes nothing.
+  - "A request the brokers refuse after an earlier one of the same run was applied (partitions added, then
+    the config change refused, e.g. by a concurrent ACL or topic change) fails the task with C(changed=true),
+    the actions applied and not applied, and the topic as it is now."
   - Connects with kafka-python's admin client (SASL_SSL, SCRAM, explicit API version).
 version_added: "1.0.0"
 author: Isobar contributors
@@ -130,12 +133,26 @@ actions:
   type: list
   elements: str
   sample: ["create partitions=4 replication_factor=3", "set min.insync.replicas=2"]
+applied:
+  description: When a request failed after others were applied, the actions that were applied.
+  returned: on a partial failure
+  type: list
+  elements: str
+  sample: ["increase partitions to 6"]
+not_applied:
+  description: When a request failed after others were applied, the failed action and those after it.
+  returned: on a partial failure
+  type: list
+  elements: str
+  sample: ["set retention.ms=3600000"]
 diff:
   description: Before/after of the managed fields (name, partitions, replication factor, declared configs).
   returned: when diff mode is on
   type: dict
 """
 
+import os
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -264,10 +281,28 @@ def _check_alter(response, name, what):
         raise KafkaModuleError(f"{what} configs of {name!r} failed: {result}")
 
 
-def execute(client, name, actions, validate_only, timeout_ms):
-    """Send the plan's requests; with validate_only the broker only checks them."""
+# Tests only: ISOBAR_FAULT_INJECT=pause_after:<action kind>:<path> waits after that action was applied
+# (<path>.paused exists) until <path>.resume exists, so a test can change the cluster between two requests.
+FAULT_ENV = "ISOBAR_FAULT_INJECT"
+
+
+def _pause_for_test(kind):
+    stage, _, path = os.environ.get(FAULT_ENV, "").partition(":" + kind + ":")
+    if stage != "pause_after" or not path:
+        return
+    with open(path + ".paused", "w"):
+        pass
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path + ".resume") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def execute(client, name, actions, validate_only, timeout_ms, applied=None):
+    """Send the plan's requests; with validate_only the broker only checks them. Each action that the
+    brokers applied is appended to ``applied``."""
     what = "validating" if validate_only else "changing"
-    for kind, data in actions:
+    for action in actions:
+        kind, data = action
         if kind == "create":
             response = client.create_topics(_create_request(name, data), timeout_ms=timeout_ms,
                                             validate_only=validate_only, raise_errors=False)
@@ -289,6 +324,24 @@ def execute(client, name, actions, validate_only, timeout_ms):
             response = client.alter_configs(_alter_resource(name, data), validate_only=validate_only,
                                             raise_on_unknown=False, incremental=True)
             _check_alter(response, name, what)
+        if applied is not None:
+            applied.append(action)
+            _pause_for_test(kind)
+
+
+def fail_partial(module, client, name, actions, applied, exc):
+    """A request failed after earlier ones were applied: the topic changed, say what was and was not done."""
+    text = str(exc) if isinstance(exc, KafkaModuleError) else f"{type(exc).__name__}: {exc}"
+    done = [action_text(a) for a in applied]
+    left = [action_text(a) for a in actions[len(applied):]]
+    try:
+        now = result_topic(describe_topic(client, name), set(module.params["configs"]))
+    except Exception as again:  # the failure may be the connection itself
+        now = {"error": f"the topic could not be described after the failure: {type(again).__name__}: {again}"}
+    close_quietly(client)
+    module.fail_json(msg=f"kafka_topic {name!r}: {text}. The topic WAS changed: applied {'; '.join(done)}; "
+                         f"not applied: {'; '.join(left)}. Fix the cause and re-run (the run applies what is missing).",
+                     changed=True, applied=done, not_applied=left, actions=done, topic=now)
 
 
 def main():
@@ -323,7 +376,13 @@ def main():
             raise PlanError(str(exc)) from None
         changed = bool(plan["actions"])
         if changed and not module.check_mode:
-            execute(client, name, plan["actions"], validate_only=False, timeout_ms=timeout_ms)
+            applied = []
+            try:
+                execute(client, name, plan["actions"], validate_only=False, timeout_ms=timeout_ms, applied=applied)
+            except Exception as exc:
+                if not applied:
+                    raise
+                fail_partial(module, client, name, plan["actions"], applied, exc)
             topic = describe_topic(client, name)
         else:
             topic = current

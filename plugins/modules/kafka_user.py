@@ -112,7 +112,8 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client impor
     describe_exception,
     try_login,
 )
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import plan_user, validate_user_params
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import (
+    await_read_your_write, plan_user, validate_user_params)
 
 try:
     import kafka.errors as kafka_errors
@@ -197,7 +198,20 @@ def main():
             errors = client.alter_user_scram_credentials([alteration])
             if errors.get(name):
                 raise KafkaModuleError(f"{action} of the SCRAM credential failed: {errors[name]}")
-            after = describe_user(client, name)
+            expected = after
+            after, seen = await_read_your_write(lambda: describe_user(client, name), expected)
+            if not seen:
+                raise KafkaModuleError(
+                    f"the {action} was acknowledged but the cluster still describes {after!r} instead of "
+                    f"{expected!r} after 15 s: check that every broker follows the controller's metadata")
+            if action != "delete":
+                # The credential is in the metadata: wait until a login with it succeeds, so the next task
+                # (a client restarted with this password) does not race the brokers.
+                _, usable = await_read_your_write(
+                    lambda: password_works(p, name, p["password"], p["mechanism"]), True)
+                if not usable:
+                    raise KafkaModuleError(f"the {action} was applied but logging in with the new password "
+                                           "still fails after 15 s")
     except KafkaModuleError as exc:
         close_quietly(client)
         module.fail_json(msg=f"kafka_user {name!r}: {exc}")

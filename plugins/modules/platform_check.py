@@ -12,8 +12,10 @@ description:
   - Compares the host's gathered facts (C(distribution), C(distribution_release)) with the platforms the calling role
     declares in its C(meta/main.yml) (C(galaxy_info.platforms), Debian releases by codename) and fails with a message
     naming the host's release and the supported ones.
-  - Runs on the controller from the facts already gathered. It changes nothing and connects to nothing, so a role
-    that calls it first refuses an unsupported host before anything is changed.
+  - Runs on the controller from the facts already gathered. It changes nothing, so a role that calls it first
+    refuses an unsupported host before anything is changed.
+  - In a play that gathered no facts, it reads the host's release first (C(ansible.builtin.setup), subset
+    C(distribution)) and returns those facts.
 options:
   platforms:
     description:

@@ -162,42 +162,14 @@ spike_points:
 
 import csv
 import datetime
-import hashlib
 import io
-import math
-import struct
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import (
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration)
-
-FIELDS = ("temperature", "humidity", "pressure", "wind_speed")
-
-
-def _noise(seed, station, ts, field):
-    """Deterministic uniform noise in [-1, 1) from (seed, station, timestamp, field)."""
-    digest = hashlib.blake2b(f"{seed}|{station}|{ts}|{field}".encode(), digest_size=8).digest()
-    return struct.unpack(">Q", digest)[0] / 2**63 - 1.0
-
-
-def _station_profile(seed, station):
-    pick = lambda field, low, high: low + (high - low) * (_noise(seed, station, -1, field) + 1) / 2  # noqa: E731
-    return {"temperature": pick("temperature", 4.0, 20.0), "humidity": pick("humidity", 45.0, 80.0),
-            "pressure": pick("pressure", 1005.0, 1022.0), "wind_speed": pick("wind_speed", 1.0, 7.0)}
-
-
-def simulate(seed, station, ts, profile=None):
-    """One point's fields: a daily cycle (warmest at 15:00 UTC) plus noise, rounded like a real sensor."""
-    base = profile or _station_profile(seed, station)
-    day = 2 * math.pi * ((ts % 86400) - 15 * 3600) / 86400
-    temperature = base["temperature"] + 7.0 * math.cos(day) + 1.2 * _noise(seed, station, ts, "temperature")
-    humidity = base["humidity"] - 2.0 * (temperature - base["temperature"]) + 4.0 * _noise(seed, station, ts, "humidity")
-    pressure = base["pressure"] + 4.0 * math.sin(2 * math.pi * ts / (3 * 86400)) + 0.6 * _noise(seed, station, ts, "pressure")
-    wind = base["wind_speed"] * (1 + 0.5 * _noise(seed, station, ts, "wind_speed"))
-    return {"temperature": round(temperature, 2), "humidity": round(min(100.0, max(5.0, humidity)), 1),
-            "pressure": round(pressure, 1), "wind_speed": round(max(0.0, wind), 2)}
-
+from ansible_collections.isobar.pipeline.plugins.module_utils.weather_simulation import (  # noqa: F401 (FIELDS: tests)
+    FIELDS, _station_profile, line, simulate)
 
 def resolve_time(text, now, what):
     """RFC 3339, 'now', or +/-duration relative to now -> epoch seconds. Raises ValueError."""
@@ -285,11 +257,6 @@ def read_window(api, params, stamps, stations):
         key = (row[header["station"]], int(row[header["ts"]]))
         stored.setdefault(key, {})[row[header["field"]]] = float(row[header["value"]])
     return stored
-
-
-def line(measurement, station, ts, values):
-    fields = ",".join(f"{name}={float(values[name])!r}" for name in FIELDS)
-    return f"{measurement},station={station} {fields} {ts}"
 
 
 def main():

@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 
 import pytest
+from fixtures.prerequisites import missing
 
 from conftest import artifact_store
 
@@ -84,3 +85,36 @@ def test_kafdrop_jar(store):
         pytest.skip(f"Kafdrop {kafdrop['version']}: {kafdrop['source']}")
     with open(store / kafdrop["file"], "rb") as handle:
         assert handle.read(4) == b"PK\x03\x04", "the Kafdrop jar is not a zip archive"
+
+
+def test_jmx_exporter_agent_is_the_pinned_jar(store):
+    """The store's agent is the jar the kafka role pins (its checksum is what hosts check on a download too)."""
+    import zipfile
+    from pathlib import Path
+
+    import yaml
+
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[2] / "roles" / "kafka" / "defaults" / "main.yml").read_text())
+    agent = by_name("jmx-exporter")
+    assert agent["version"] == defaults["kafka_jmx_exporter_version"]
+    jar = store / agent["file"]
+    assert f"sha256:{sha256(jar)}" == defaults["kafka_jmx_exporter_checksum"]
+    with zipfile.ZipFile(jar) as archive:
+        manifest = archive.read("META-INF/MANIFEST.MF").decode()
+    assert "Premain-Class: io.prometheus.jmx.JavaAgent" in manifest, manifest
+
+
+def test_jmx_exporter_builder_refuses_another_checksum(tmp_path):
+    """build-jmx-exporter.sh checks what Maven Central gave against the pinned checksum and keeps nothing else."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if not shutil.which("mvn"):
+        missing("mvn is not on PATH (apt-get install maven)")
+    builder = Path(__file__).resolve().parents[2] / "tools" / "artifacts" / "build-jmx-exporter.sh"
+    env = dict(os.environ, STORE_DIR=str(tmp_path / "store"), WORK_DIR=str(tmp_path / "work"))
+    out = subprocess.run([str(builder), "1.0.1", "sha256:" + "0" * 64], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 1 and "refused" in out.stderr, out.stderr[-2000:]
+    assert not list((tmp_path / "store").iterdir())

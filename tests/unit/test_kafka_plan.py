@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client, kafka_plan
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import PlanError, expand_acls, plan_acls, plan_topic, plan_user
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_plan import (
+    PlanError, await_read_your_write, expand_acls, plan_acls, plan_topic, plan_user)
 
 
 def current_topic(partitions=2, rf=3, overrides=None, internal=False):
@@ -207,3 +208,20 @@ def test_health_assessment(cluster_info):
     assert good["healthy"] is True and good["problems"] == []
     assert cluster_info.assess({"brokers": []}, quorum(-1, []), [], [], [], 50)["problems"] == ["the metadata quorum has no leader"]
 
+
+
+def test_read_your_write_waits_for_a_stale_metadata_cache():
+    """The first describes after an acknowledged write can return the state before it (baseline flake of
+    test_user_create_login_rotate_delete: credentials [] right after the create)."""
+    answers = iter([[], [], [{"mechanism": "SCRAM-SHA-512", "iterations": 8192}]])
+    now = [0.0]
+    answer, seen = await_read_your_write(lambda: next(answers), [{"mechanism": "SCRAM-SHA-512", "iterations": 8192}],
+                                         timeout=5, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert seen and answer == [{"mechanism": "SCRAM-SHA-512", "iterations": 8192}] and now[0] == 0.2
+
+
+def test_read_your_write_gives_up_after_the_timeout():
+    now = [0.0]
+    answer, seen = await_read_your_write(lambda: [], ["x"], timeout=1, interval=0.25, clock=lambda: now[0],
+                                         sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert not seen and answer == [] and now[0] == 1.0

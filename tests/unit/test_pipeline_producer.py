@@ -98,30 +98,42 @@ def test_partitioning_matches_kafka_python_default_partitioner():
 
 # -- recovery -------------------------------------------------------------------------------------
 def _pending(partitions):
-    """Messages in send order: partitions [0, 1, 0, 1, 0] -> indexes 0..4."""
+    """Messages in send order: partitions [0, 1, 0, 1, 0] -> indexes 0..4, ids m0..m4."""
     return {"offsets_before": {"0": 100, "1": 7, "2": 3},
-            "messages": [[p, f"k{i}", "{}"] for i, p in enumerate(partitions)]}
+            "messages": [[p, f"k{i}", json.dumps({"id": f"m{i}"})] for i, p in enumerate(partitions)]}
 
 
 def test_recovery_resends_exactly_what_did_not_arrive():
     pending = _pending([0, 1, 0, 1, 0])
     # partition 0 got 1 of its 3 messages, partition 1 both of its 2, partition 2 none (had none)
-    resend, delivered = pp.recovery_plan(pending, {0: 101, 1: 9, 2: 3})
-    assert resend == [2, 4] and delivered == 3
-    assert pp.recovery_plan(pending, {0: 100, 1: 7, 2: 3}) == ([0, 1, 2, 3, 4], 0)
-    assert pp.recovery_plan(pending, {0: 103, 1: 9, 2: 3}) == ([], 5)
+    resend, delivered, unexpected = pp.recovery_plan(pending, {0: 101, 1: 9, 2: 3}, {0: ["m0"], 1: ["m1", "m3"]})
+    assert resend == [2, 4] and delivered == 3 and unexpected == 0
+    assert pp.recovery_plan(pending, {0: 100, 1: 7, 2: 3}, {}) == ([0, 1, 2, 3, 4], 0, 0)
+    assert pp.recovery_plan(pending, {0: 103, 1: 9, 2: 3}, {0: ["m0", "m2", "m4"], 1: ["m1", "m3"]}) == ([], 5, 0)
 
 
-def test_recovery_refuses_offsets_it_cannot_explain():
+def test_recovery_checks_ids_not_counts_when_a_middle_send_failed():
+    pending = _pending([0, 0, 0, 1])
+    # m1 failed, m2 (after it) arrived: counting would take m0, m1 as delivered and resend m2 (lost m1, twice m2)
+    assert pp.recovery_plan(pending, {0: 102, 1: 8, 2: 3}, {0: ["m0", "m2"], 1: ["m3"]}) == ([1], 3, 0)
+
+
+def test_recovery_leaves_other_writers_records_and_refuses_what_it_cannot_check():
     pending = _pending([0, 1])
-    with pytest.raises(pp.PipelineError, match="another producer"):
-        pp.recovery_plan(pending, {0: 102, 1: 7, 2: 3})
-    with pytest.raises(pp.PipelineError, match="another producer"):
-        pp.recovery_plan(pending, {0: 100, 1: 7, 2: 4})  # a partition we did not write to grew
+    # another writer's record (no id of ours) and a duplicate are not deliveries of the batch
+    assert pp.recovery_plan(pending, {0: 102, 1: 7, 2: 4}, {0: ["m0", None], 2: ["x"]}) == ([1], 1, 2)
+    assert pp.recovery_plan(pending, {0: 102, 1: 7, 2: 3}, {0: ["m0", "m0"]}) == ([1], 1, 1)
+    with pytest.raises(pp.PipelineError, match="could be read back"):
+        pp.recovery_plan(pending, {0: 102, 1: 7, 2: 3}, {0: ["m0"]})  # a record deleted before it was read
     with pytest.raises(pp.PipelineError, match="shrank"):
-        pp.recovery_plan(pending, {0: 50, 1: 7, 2: 3})
+        pp.recovery_plan(pending, {0: 50, 1: 7, 2: 3}, {})
     with pytest.raises(pp.PipelineError, match="unknown to the topic"):
-        pp.recovery_plan(pending, {0: 100, 1: 7})
+        pp.recovery_plan(pending, {0: 100, 1: 7}, {})
+
+
+def test_record_ids():
+    assert pp.record_id(b'{"id": "weather/paris/1"}') == "weather/paris/1"
+    assert pp.record_id(b"not json") is None and pp.record_id(None) is None and pp.record_id(b"[1]") is None
 
 
 def test_checkpoint_of_another_source_is_refused():

@@ -93,3 +93,11 @@ def test_an_agent_that_stops_on_sigterm_is_not_killed():
     wd.restart("telegraf", 5, run=systemctl, sleep=lambda s: None)
     assert "kill --signal=SIGKILL telegraf" not in systemctl.calls
     assert systemctl.calls[-1] == "restart telegraf"
+
+
+def test_the_scripts_default_stall_is_the_roles():
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "roles" / "telegraf" / "defaults" / "main.yml").read_text())
+    args = wd.build_parser().parse_args(["--stats", "s.json", "--state", "state.json"])
+    assert args.stall_seconds == defaults["telegraf_kafka_watchdog_stall_seconds"]

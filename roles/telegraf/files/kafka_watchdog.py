@@ -78,16 +78,21 @@ def restart(service, grace_seconds, run=subprocess.run, sleep=time.sleep):
     run(["systemctl", "restart", service], check=True)
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stats", required=True)
     parser.add_argument("--state", required=True)
     parser.add_argument("--output", default="kafka")
-    parser.add_argument("--stall-seconds", type=int, default=180)
+    # The role's telegraf_kafka_watchdog_stall_seconds: run by hand, the script behaves like the timer's.
+    parser.add_argument("--stall-seconds", type=int, default=60)
     parser.add_argument("--stale-seconds", type=int, default=120)
     parser.add_argument("--service", default="telegraf")
     parser.add_argument("--stop-grace-seconds", type=int, default=5)
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
 
     try:
         with open(args.state, encoding="utf-8") as handle:

@@ -179,6 +179,19 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.mark.slow
+def test_header_values_are_never_shown(influxdb_server):
+    # Headers carry credentials too (an API key for the receiver): their values are masked like the token.
+    secret = "key-" + uuid.uuid4().hex
+    args = influxdb_server.module_args(name=f"ep-h-{uuid.uuid4().hex[:6]}", endpoint_url="https://127.0.0.1:9/alerts",
+                                       headers={"X-Api-Key": secret})
+    for check in (True, False):
+        result = run_module("influxdb_notification_endpoint", args, check=check, diff=True)
+        assert result["changed"] and not result.get("failed"), result
+        assert secret not in json.dumps(result), result
+    assert _named(influxdb_server, "notificationEndpoints", args["name"])[0]["headers"] == {"X-Api-Key": secret}
+    assert run_module("influxdb_notification_endpoint", args)["changed"] is False
+
+
 def test_threshold_crossing_is_delivered_to_an_http_receiver(influxdb_server):
     """The real chain: points above 35 -> check writes crit into _monitoring -> rule POSTs it."""
     from influxdb_client.client.write_api import SYNCHRONOUS

@@ -108,11 +108,27 @@ def test_lost_value_gives_a_new_token_and_removes_the_unknowable_one(influxdb_se
         old = new
 
 
-def test_permission_change_replaces_the_token(influxdb_server, desc):
+def test_permission_change_is_refused_and_the_clients_token_keeps_working(influxdb_server, desc):
+    # The token's clients still hold the old value: deleting it in the same step would break them all.
     args = influxdb_server.module_args(description=desc,
                                        permissions=[{"action": "read", "type": "buckets", "name": "weather"}])
     old = run_module("influxdb_authorization", args)
     wider = dict(args, current_token=old["token"], permissions=[
+        {"action": "read", "type": "buckets", "name": "weather"}, {"action": "write", "type": "buckets", "name": "weather"}])
+    for check in (True, False):
+        refused = run_module("influxdb_authorization", wider, check=check)
+        assert refused.get("failed") is True, refused
+        assert "rotate-secrets.yml" in refused["msg"] and "Nothing was changed" in refused["msg"], refused["msg"]
+        assert "token" not in refused and old["token"] not in str(refused)
+    assert _read(influxdb_server, old["token"], "weather") == 200
+    assert [a["id"] for a in _auths(influxdb_server, desc)] == [old["authorization"]["id"]]
+
+
+def test_permission_change_replaces_the_token_when_asked(influxdb_server, desc):
+    args = influxdb_server.module_args(description=desc,
+                                       permissions=[{"action": "read", "type": "buckets", "name": "weather"}])
+    old = run_module("influxdb_authorization", args)
+    wider = dict(args, current_token=old["token"], replace_token=True, permissions=[
         {"action": "read", "type": "buckets", "name": "weather"}, {"action": "write", "type": "buckets", "name": "weather"}])
     predicted = run_module("influxdb_authorization", wider, check=True, diff=True)
     assert predicted["replaced"] and predicted["diff"]["before"]["permissions"] == ["read:buckets/weather"]

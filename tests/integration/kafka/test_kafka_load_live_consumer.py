@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed")
+kafka = require_module("kafka", "kafka-python is needed")
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 from kafka.errors import KafkaTimeoutError  # noqa: E402

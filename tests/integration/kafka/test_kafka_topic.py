@@ -199,3 +199,50 @@ def test_wrong_password(kafka_server, admin, topic_name):
     assert "not-the-password" not in str(result)
     assert time.monotonic() - started < 15, "an authentication failure should not wait for the connect timeout"
     assert on_broker(admin, topic_name) is None
+
+
+def test_a_refusal_after_partitions_were_added_reports_changed_and_what_was_applied(kafka_server, admin, topic_name,
+                                                                                    tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+    from pipeline_helpers import grant, module_command, module_env, scram_user
+
+    topic(kafka_server, dict(name=topic_name, partitions=1, replication_factor=1))
+    # A non-super user allowed to change this topic: a DENY on ALTER_CONFIGS added while the run is between
+    # its two requests makes the brokers refuse the second one after the first was applied.
+    password = scram_user(kafka_server, "topic-operator")
+    grant(kafka_server, "topic-operator", [("TOPIC", topic_name, op) for op in
+                                           ("DESCRIBE", "DESCRIBE_CONFIGS", "ALTER", "ALTER_CONFIGS")]
+          + [("CLUSTER", "kafka-cluster", "DESCRIBE")])
+    args = dict(kafka_server.connection_args("topic-operator", password), name=topic_name, partitions=3,
+                configs={"retention.ms": 3600000})
+    pause = tmp_path / "pause"
+    proc = subprocess.Popen(module_command("isobar.pipeline.kafka_topic", args), cwd=Path(__file__).parents[3],
+                            env=module_env({"ISOBAR_FAULT_INJECT": f"pause_after:add_partitions:{pause}"}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not Path(f"{pause}.paused").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    assert on_broker(admin, topic_name)[0] == 3
+    denied = admin.create_acls([ACL("User:topic-operator", "*", ACLOperation.ALTER_CONFIGS, ACLPermissionType.DENY,
+                                    ResourcePattern(ResourceType.TOPIC, topic_name))])
+    assert not denied.get("failed"), denied
+    time.sleep(1)  # ACLs propagate through the metadata log
+    Path(f"{pause}.resume").touch()
+    out, err = proc.communicate(timeout=120)
+    import json
+    result = json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+    assert result.get("failed") is True, result
+    assert result["changed"] is True, result
+    assert result["applied"] == ["increase partitions to 3"], result
+    assert result["not_applied"] == ["set retention.ms=3600000"], result
+    assert "WAS changed" in result["msg"] and "TopicAuthorizationFailed" in result["msg"], result["msg"]
+    assert result["topic"]["partitions"] == 3 and result["topic"]["configs"]["retention.ms"] != "3600000", result["topic"]
+    assert on_broker(admin, topic_name) == (3, 1, {})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "telegraf"
@@ -34,7 +35,7 @@ def telegraf_binary(store, tmp_path_factory):
     version = role_default("telegraf_version")
     archive = store / f"telegraf-{version}_linux_amd64.tar.gz"
     if not archive.exists():
-        pytest.skip(f"{archive} is not in the artifact store (tools/artifacts/build-telegraf.sh {version})")
+        missing(f"{archive} is not in the artifact store (tools/artifacts/build-telegraf.sh {version})")
     directory = tmp_path_factory.mktemp("telegraf-dist")
     with tarfile.open(archive) as tar:
         tar.extractall(directory, filter="data")

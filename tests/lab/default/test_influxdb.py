@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,9 @@ def test_files_and_permissions(host, lab):
     config = host.file("/etc/influxdb/config.toml")
     assert config.user == "root" and config.group == "influxdb" and config.mode == 0o640
     text = config.content_string
+    # hardening-enabled is a decision, not a default left unset: off, the alert receiver is on a private address.
     for setting in ('reporting-disabled = true', 'tls-strict-ciphers = true', 'pprof-disabled = true',
+                    'hardening-enabled = false',
                     f'http-bind-address = ":{lab["port"]}"', 'tls-key = "/etc/influxdb/tls/influxdb.key"'):
         assert setting in text
     current = host.file("/opt/influxdb/current")
@@ -189,6 +192,20 @@ def test_onboarded_once_and_operator_token_works(lab, ca_file):
         assert json.loads(resp.read())["allowed"] is False
     status, body = api_status(lab, ca_file, "GET", f"/api/v2/buckets?name={lab['bucket']}", lab["operator_token"])
     assert status == 200 and body["buckets"][0]["retentionRules"], "the weather bucket has a retention"
+
+
+def test_8086_opened_to_other_hosts_only_after_onboarding(host, lab, ca_file):
+    """Until /api/v2/setup is done, whoever reaches it claims the instance: the role onboards while only localhost
+    can reach 8086 and writes the firewall snippet that opens it afterwards (issue 12.4). The org's creation time is
+    the moment of onboarding; the snippet, written once and left alone by idempotent runs, must be younger."""
+    status, body = api_status(lab, ca_file, "GET", f"/api/v2/orgs?org={lab['org']}", lab["operator_token"])
+    assert status == 200 and body["orgs"], f"org {lab['org']} not found"
+    created = body["orgs"][0]["createdAt"]  # RFC 3339, up to nanoseconds, UTC
+    whole, _, fraction = created.rstrip("Z").partition(".")
+    onboarded = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp() + float("0." + (fraction or "0"))
+    opened = float(host.check_output("date -r /etc/nftables.d/influxdb.nft +%s.%N"))
+    assert opened > onboarded, (f"8086 was opened to {lab['networks']} at {opened:.3f}, before the onboarding at "
+                                f"{onboarded:.3f} ({created}): another host could have claimed the setup")
 
 
 def test_each_client_token_has_least_privilege(lab, ca_file):

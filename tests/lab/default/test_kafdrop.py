@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import time
 import tempfile
 import urllib.error
 import urllib.request
@@ -116,3 +117,52 @@ def test_front_serves_kafdrop_with_credentials(front):
     status, body, _ = get(front, front["kafdrop_basic_auth_user"], front["kafdrop_basic_auth_password"],
                           "actuator/health")
     assert status == 200 and '"UP"' in body
+
+
+# --- Kafdrop's loopback port: nginx only ----------------------------------------------------------
+BACKEND_PORT = 9001
+STAND_IN_UNIT = "isobar-test-kafdrop-stand-in"
+
+
+@pytest.fixture
+def backend(host, front):
+    """Something listening on Kafdrop's loopback port, so a refusal can only come from the firewall: Kafdrop itself,
+    or - only when the lab runs without Kafdrop's jar (not obtainable here) - a stand-in HTTP server run as the
+    kafdrop user on that port for the length of one test."""
+    if front["enabled"]:
+        yield "kafdrop"
+        return
+    with host.sudo():
+        assert not host.socket(f"tcp://127.0.0.1:{BACKEND_PORT}").is_listening, "Kafdrop is disabled, yet its port listens"
+        root = host.check_output("mktemp -d /tmp/isobar-stand-in.XXXXXX")
+        host.check_output(f"echo 'kafdrop stand-in' > {root}/index.html && chmod -R a+rX {root}")
+        host.check_output(f"systemd-run --unit={STAND_IN_UNIT} --uid=kafdrop --gid=kafdrop "
+                          f"python3 -m http.server --bind 127.0.0.1 --directory {root} {BACKEND_PORT}")
+        try:
+            for _ in range(50):
+                if host.socket(f"tcp://127.0.0.1:{BACKEND_PORT}").is_listening:
+                    break
+                time.sleep(0.2)
+            yield f"stand-in (Kafdrop disabled: {front['disabled_reason']})"
+        finally:
+            host.run(f"systemctl stop {STAND_IN_UNIT}; rm -rf {root}")
+
+
+def local_get(host, user):
+    """curl Kafdrop's loopback port as a local user: (curl exit code, HTTP status)."""
+    with host.sudo():
+        result = host.run(f"runuser -u {user} -- curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 "
+                          f"http://127.0.0.1:{BACKEND_PORT}/")
+    return result.rc, result.stdout.strip()
+
+
+def test_only_nginx_reaches_kafdrop_on_loopback(host, backend):
+    """Kafdrop has no login: any other local user is reset by the output rule, nginx's user gets through."""
+    assert local_get(host, "www-data") == (0, "200"), f"nginx's user cannot reach {backend}"
+    rc, status = local_get(host, "nobody")
+    assert rc == 7 and status == "000", f"user nobody reached {backend} directly: curl rc {rc}, HTTP {status}"
+
+
+def test_front_reaches_kafdrop_through_the_output_rule(front, backend):
+    status, body, _ = get(front, front["kafdrop_basic_auth_user"], front["kafdrop_basic_auth_password"])
+    assert status == 200, f"front -> {backend}: {status} {body[:300]}"

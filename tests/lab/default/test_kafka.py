@@ -12,13 +12,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
 from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # fails fast and precisely on a refused password
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 from kafka.errors import KafkaError, SaslAuthenticationFailedError, TopicAuthorizationFailedError  # noqa: E402
 
 
@@ -27,7 +28,7 @@ def cluster(inventory_vars, lab_host):
     """Connection facts from the inventory, and the CA copied from the first broker."""
     facts = inventory_vars("kafka1", "kafka_bootstrap_servers", "kafka_scram_passwords", "kafka_admin_user",
                            "kafka_weather_topic", "kafka_telegraf_topic", "kafka_telegraf_user", "kafka_consumer_user",
-                           "kafka_ca_file", "kafka_controller_port", "groups")
+                           "kafka_ca_file", "kafka_controller_port", "kafka_replication_port", "groups")
     ca_pem = lab_host("kafka1").file(facts["kafka_ca_file"]).content_string
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(ca_pem)
@@ -82,12 +83,31 @@ def test_jvm_runs_as_the_service_user_without_a_shell(host):
 def test_listeners(host):
     assert host.socket("tcp://0.0.0.0:9092").is_listening
     assert host.socket("tcp://0.0.0.0:9093").is_listening
+    assert host.socket("tcp://0.0.0.0:9094").is_listening
 
 
-@pytest.mark.parametrize("path", ["/etc/kafka/kafka_server_jaas.conf", "/etc/kafka/ssl/keystore.pem"])
-def test_secret_files_are_private_to_kafka(host, path):
-    secret = host.file(path)
+def test_secret_files_are_private_to_kafka(host):
+    secret = host.file("/etc/kafka/ssl/keystore.pem")
     assert secret.user == "kafka" and secret.mode == 0o600
+
+
+def test_brokers_replicate_over_mutual_tls(host):
+    """Brokers fetch from each other on REPLICATION (TLS, client certificate required: they are User:<CN>)."""
+    with host.sudo():
+        props = host.file("/etc/kafka/server.properties").content_string
+    assert "inter.broker.listener.name=REPLICATION\n" in props
+    assert "REPLICATION:SSL" in props and "listener.name.replication.ssl.client.auth=required\n" in props
+
+
+def test_no_broker_file_holds_the_admin_password(host, inventory_vars):
+    """The admin is the automation's login only: no broker stores its password (rotating it restarts nothing)."""
+    facts = inventory_vars("kafka1", "kafka_scram_passwords", "kafka_admin_user")
+    password = facts["kafka_scram_passwords"][facts["kafka_admin_user"]]
+    with host.sudo():
+        found = host.run("grep -rlF -- %s /etc/kafka /etc/systemd/system/kafka.service", password)
+        jaas = host.file("/etc/kafka/kafka_server_jaas.conf").exists
+    assert found.rc == 1 and found.stdout == "", f"admin password found in {found.stdout.split()}"
+    assert not jaas
 
 
 def test_storage_is_formatted_with_this_node_id(host):
@@ -165,9 +185,40 @@ def test_principal_without_acl_is_denied(cluster):
         producer.close(timeout=5)
 
 
-def test_controller_port_is_closed_to_non_brokers(cluster):
-    """9093 (controllers) accepts the brokers only; this machine is a client, so it must not get in."""
+@pytest.mark.parametrize("port_name", ["kafka_controller_port", "kafka_replication_port"])
+def test_broker_only_ports_are_closed_to_non_brokers(cluster, port_name):
+    """9093 (controllers) and 9094 (replication) accept the brokers only; this machine is a client, so it must not
+    get in."""
     for address in cluster["addresses"]:
         with socket.socket() as sock:
             sock.settimeout(3)
-            assert sock.connect_ex((address, int(cluster["kafka_controller_port"]))) != 0, address
+            assert sock.connect_ex((address, int(cluster[port_name]))) != 0, address
+
+
+# Runs on a broker: TLS handshake to the replication listener, then one read. Without a client certificate the
+# broker alerts (bad certificate); with one it waits for a Kafka request (the read times out: "open").
+TLS_PROBE = """
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile="/etc/kafka/ssl/ca.pem")
+ctx.check_hostname = False
+if len(sys.argv) > 1:
+    ctx.load_cert_chain(sys.argv[1])
+try:
+    with socket.create_connection(("127.0.0.1", 9094), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        tls.settimeout(5)
+        try:
+            print("closed" if tls.recv(1) == b"" else "data")
+        except socket.timeout:
+            print("open")
+except (ssl.SSLError, OSError) as exc:
+    print("refused", exc)
+"""
+
+
+def test_replication_listener_requires_a_client_certificate(host):
+    """On a broker (inside the firewall) a TLS client without a certificate is refused; the broker's own is taken."""
+    with host.sudo():
+        without = host.check_output("python3 -c %s", TLS_PROBE)
+        with_cert = host.check_output("python3 -c %s /etc/kafka/ssl/keystore.pem", TLS_PROBE)
+    assert without.startswith(("refused", "closed")), without
+    assert with_cert == "open", with_cert

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://telegraf"]
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 
 SECRETS = ("kafka_scram_passwords", "influxdb_client_tokens")
 

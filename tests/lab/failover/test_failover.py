@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import missing, require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
@@ -48,7 +49,7 @@ def _report_path() -> Path | None:
 def report_path() -> Path:
     path = _report_path()
     if path is None:
-        pytest.skip("no drill report: set ISOBAR_FAILOVER_REPORT (or run under Molecule) to check the drill's figures")
+        missing("no drill report: set ISOBAR_FAILOVER_REPORT (or run under Molecule) to check the drill's figures")
     assert path.is_file(), f"the failover drill wrote no report at {path} (did the side effect run?)"
     return path
 
@@ -183,7 +184,7 @@ def cluster(inventory_vars, lab_host):
 
 @pytest.fixture(scope="module")
 def admin(cluster):
-    pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+    require_module("kafka", "kafka-python is needed on the machine running the verify tests")
     user = cluster["kafka_admin_user"]
     client = kafka_client.open_admin_client({
         "bootstrap_servers": cluster["kafka_bootstrap_servers"].split(","), "sasl_username": user,

@@ -30,13 +30,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 ROOT = Path(__file__).resolve().parents[3]
 from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client  # precise errors for a refused password
 
-kafka = pytest.importorskip("kafka", reason="kafka-python is needed on the machine running the verify tests")
+kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError  # noqa: E402
 from fixtures.ansible_env import ansible_env
 
@@ -210,14 +211,14 @@ def test_admin_bridge_is_gone(lab):
     assert isinstance(error, (UnsupportedSaslMechanismError, SaslAuthenticationFailedError)), type(error).__name__
 
 
-def test_broker_back_to_the_inventory_mechanisms(host):
+def test_brokers_hold_no_admin_login(host):
+    """The brokers log in to each other with their certificates: the admin rotation touched none of their files."""
     with host.sudo():
         props = host.file("/etc/kafka/server.properties").content_string
-        jaas = host.file("/etc/kafka/kafka_server_jaas.conf")
-        jaas_mode, jaas_user = jaas.mode, jaas.user
+        jaas = host.file("/etc/kafka/kafka_server_jaas.conf").exists
     assert "sasl.enabled.mechanisms=SCRAM-SHA-512\n" in props
-    assert "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n" in props
-    assert jaas_mode == 0o600 and jaas_user == "kafka"
+    assert "inter.broker.listener.name=REPLICATION\n" in props
+    assert not jaas
 
 
 # --- InfluxDB -----------------------------------------------------------------------------------

@@ -1,0 +1,45 @@
+# Copyright: Isobar contributors
+# Apache-2.0
+"""The simulated weather: values that are a pure function of (seed, station, timestamp), and their line protocol.
+
+Shared by the weather_inject module (a window, idempotent) and the live inject service (pipeline_live: one
+timestamp per interval), so both write the same value for the same station and second, and a restarted
+service re-writes identical points instead of new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+FIELDS = ("temperature", "humidity", "pressure", "wind_speed")
+
+
+def _noise(seed, station, ts, field):
+    """Deterministic uniform noise in [-1, 1) from (seed, station, timestamp, field)."""
+    digest = hashlib.blake2b(f"{seed}|{station}|{ts}|{field}".encode(), digest_size=8).digest()
+    return struct.unpack(">Q", digest)[0] / 2**63 - 1.0
+
+
+def _station_profile(seed, station):
+    pick = lambda field, low, high: low + (high - low) * (_noise(seed, station, -1, field) + 1) / 2  # noqa: E731
+    return {"temperature": pick("temperature", 4.0, 20.0), "humidity": pick("humidity", 45.0, 80.0),
+            "pressure": pick("pressure", 1005.0, 1022.0), "wind_speed": pick("wind_speed", 1.0, 7.0)}
+
+
+def simulate(seed, station, ts, profile=None):
+    """One point's fields: a daily cycle (warmest at 15:00 UTC) plus noise, rounded like a real sensor."""
+    base = profile or _station_profile(seed, station)
+    day = 2 * math.pi * ((ts % 86400) - 15 * 3600) / 86400
+    temperature = base["temperature"] + 7.0 * math.cos(day) + 1.2 * _noise(seed, station, ts, "temperature")
+    humidity = base["humidity"] - 2.0 * (temperature - base["temperature"]) + 4.0 * _noise(seed, station, ts, "humidity")
+    pressure = base["pressure"] + 4.0 * math.sin(2 * math.pi * ts / (3 * 86400)) + 0.6 * _noise(seed, station, ts, "pressure")
+    wind = base["wind_speed"] * (1 + 0.5 * _noise(seed, station, ts, "wind_speed"))
+    return {"temperature": round(temperature, 2), "humidity": round(min(100.0, max(5.0, humidity)), 1),
+            "pressure": round(pressure, 1), "wind_speed": round(max(0.0, wind), 2)}
+
+
+def line(measurement, station, ts, values):
+    fields = ",".join(f"{name}={float(values[name])!r}" for name in FIELDS)
+    return f"{measurement},station={station} {fields} {ts}"
