@@ -302,22 +302,24 @@ def test_role_recreates_into_the_vault_a_client_token_the_backup_lacks(backup, f
     read = [{"action": "read", "type": "buckets", "name": bucket}]
     settings.write_text(json.dumps({
         "influxdb_api_url": fresh.url, "influxdb_ca_file": fresh.ca_path, "influxdb_operator_token": server.token,
-        "influxdb_org": fresh.org, "influxdb_module_python": sys.executable,
+        "influxdb_org": fresh.org, "influxdb_module_python": sys.executable, "isobar_lab_environment": True,
         "influxdb_generated_vault_file": str(vault_file),
         "influxdb_client_tokens": {"reader": source["reader"], "late": backup["late"]},
         "influxdb_tokens": [{"name": "reader", "description": f"backup test reader {bucket}", "permissions": read},
                             {"name": "late", "description": f"backup test late {bucket}", "permissions": read}]}))
     settings.chmod(0o600)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # ansible.cfg loads no vault identity: the test writes with the lab's published one, as the lab would.
+    vault_id = f"lab@{ROOT / 'inventories' / 'lab' / 'vault-password.txt'}"
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
-                           "-e", f"@{settings}", "-e", json.dumps({"ansible_python_interpreter": sys.executable}),
+                           "--vault-id", vault_id, "-e", f"@{settings}", "-e", json.dumps({"ansible_python_interpreter": sys.executable}),
                            str(playbook)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "Created and stored: late; kept: reader." in " ".join(output.split())
     assert server.token not in output and backup["late"] not in output and source["reader"] not in output
 
-    from ansible.parsing.vault import VaultLib, VaultSecret  # the lab identity ansible.cfg loads
+    from ansible.parsing.vault import VaultLib, VaultSecret  # the lab identity given above
     secret = VaultSecret((ROOT / "inventories" / "lab" / "vault-password.txt").read_bytes().strip())
     stored = yaml.safe_load(VaultLib([("lab", secret)]).decrypt(vault_file.read_bytes()))
     assert set(stored["vault_influxdb_tokens"]) == {"late"} and stored["vault_influxdb_tokens"]["late"] != backup["late"]
