@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -202,3 +204,29 @@ def read_checkpoint(path):
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+# --- fixtures of the producer's tests (the module and the service); imported by their test files -----------------
+
+@pytest.fixture(scope="module")
+def producer(kafka_server):
+    """The producer's SCRAM principal."""
+    return {"user": "producer", "password": scram_user(kafka_server, "producer")}
+
+
+@pytest.fixture(scope="module")
+def read_token(influxdb_server):
+    """An InfluxDB token that reads the test bucket."""
+    return influx_token(influxdb_server, "read")
+
+
+@pytest.fixture
+def stream(kafka_server, producer):
+    """A fresh name for the measurement and its topic (4 partitions), the producer allowed to use the topic."""
+    def make(prefix):
+        name = f"{prefix}-{secrets.token_hex(4)}"
+        create_topic(kafka_server, name, 4)
+        # READ: completing an interrupted batch reads back which of its messages arrived (issue 14.4)
+        grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE"), ("TOPIC", name, "READ")])
+        return name
+    return make

@@ -13,30 +13,18 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
-from pipeline_helpers import (create_topic, grant, influx_token, kill_tree, read_checkpoint, read_topic, scram_user,
-                              start_module, write_points)
+from pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
+    create_topic, kill_tree, producer, read_checkpoint, read_token, read_topic, scram_user, start_module, stream,
+    write_points)
 
 pytestmark = pytest.mark.slow
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, safely in the past
 
 
-@pytest.fixture(scope="module")
-def producer(kafka_server):
-    return {"user": "producer", "password": scram_user(kafka_server, "producer")}
-
-
-@pytest.fixture(scope="module")
-def read_token(influxdb_server):
-    return influx_token(influxdb_server, "read")
-
-
 @pytest.fixture
-def job(kafka_server, influxdb_server, producer, read_token, tmp_path):
+def job(kafka_server, influxdb_server, producer, read_token, tmp_path, stream):
     """A fresh measurement and topic (4 partitions) per test, the producer allowed to write to it."""
-    name = f"itk-{secrets.token_hex(4)}"
-    create_topic(kafka_server, name, 4)
-    # READ: a run completing an interrupted batch reads back which of its messages arrived
-    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE"), ("TOPIC", name, "READ")])
+    name = stream("itk")
     args = {
         "url": influxdb_server.url, "token": read_token, "org": influxdb_server.org, "ca_path": influxdb_server.ca_path,
         "bucket": influxdb_server.bucket, "measurement": name, "key_tag": "station", "topic": name,

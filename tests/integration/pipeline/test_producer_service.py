@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,31 +17,18 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
-from pipeline_helpers import (ROOT, create_topic, grant, influx_token, read_checkpoint, read_topic, scram_user,
-                              write_points)
+from pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
+    ROOT, producer, read_checkpoint, read_token, read_topic, stream, write_points)
 from test_influx_to_kafka import assert_exactly_once
 
 pytestmark = pytest.mark.slow
 LIVE = "ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_live"
 
 
-@pytest.fixture(scope="module")
-def producer(kafka_server):
-    return {"user": "producer", "password": scram_user(kafka_server, "producer")}
-
-
-@pytest.fixture(scope="module")
-def read_token(influxdb_server):
-    return influx_token(influxdb_server, "read")
-
-
 @pytest.fixture
-def service(kafka_server, influxdb_server, producer, read_token, tmp_path):
+def service(kafka_server, influxdb_server, producer, read_token, tmp_path, stream):
     """A fresh measurement and topic, the settings file of a producer service on them, and a starter."""
-    name = f"live-{secrets.token_hex(4)}"
-    create_topic(kafka_server, name, 4)
-    # READ: completing an interrupted batch reads back which of its messages arrived (issue 14.4)
-    grant(kafka_server, producer["user"], [("TOPIC", name, "WRITE"), ("TOPIC", name, "READ")])
+    name = stream("live")
     settings = {
         "url": influxdb_server.url, "token": read_token, "org": influxdb_server.org, "ca_path": influxdb_server.ca_path,
         "bucket": influxdb_server.bucket, "measurement": name, "key_tag": "station", "topic": name,
