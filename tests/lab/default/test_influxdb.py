@@ -37,7 +37,11 @@ class Secret(str):
 
 
 def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, extra_vars: dict | None = None) -> dict:
-    """Run one of our modules through the real ansible CLI against the lab inventory; {host: result}."""
+    """Run one of our modules through the real ansible CLI against the lab inventory; {host: result}.
+
+    A short name is one of this collection's modules (weather_inject -> isobar.pipeline.weather_inject)."""
+    if "." not in module:
+        module = f"isobar.pipeline.{module}"
     cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "-m", module,
            "-a", json.dumps(args)]
     if extra_vars:
