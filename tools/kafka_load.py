@@ -52,6 +52,11 @@ except ImportError:  # in the repository: the collection's module_utils
 
 kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
 
+try:  # shipped next to this program on the hosts
+    import kafka_wedge_guard
+except ImportError:  # in the repository: the collection's module_utils
+    from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_wedge_guard
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -317,22 +322,13 @@ class LiveConsumer(threading.Thread):
 
     @staticmethod
     def _close(consumer):
-        """close() of a wedged client can block: give it 10 s on a side thread."""
-        closer = threading.Thread(target=lambda: consumer.close(autocommit=False), daemon=True)
-        closer.start()
-        closer.join(10)
+        kafka_wedge_guard.close_bounded(consumer)
 
     def _why_stalled(self, consumer, partitions, end, idle: float):
         """Why a consumer that read nothing for `idle` s should be reopened (None: there is nothing to read).
         `end` are the final end offsets once the producer stopped, else None (then they are asked for)."""
-        if end is None:
-            try:
-                end = consumer.end_offsets(partitions)
-            except Exception as exc:
-                return f"end offsets: {type(exc).__name__}"
-        if any(end[tp] > self.next_offsets[tp] for tp in partitions):
-            return f"nothing read for {idle:.0f} s while behind the end offsets"
-        return None
+        return kafka_wedge_guard.why_stalled(partitions, self.next_offsets,
+                                             end if end is not None else (lambda: consumer.end_offsets(partitions)), idle)
 
     def _reopen(self, consumer, partitions, why: str):
         self.events.write("consumer_reopened", reason=why[:200], at={str(tp.partition): self.next_offsets[tp] for tp in partitions})

@@ -9,6 +9,8 @@ Connects as its own SCRAM principal over SASL_SSL (TLS verified with our CA). Tw
   * --all: every message from the beginning to the current end, without a group (commits nothing).
 
 --follow keeps reading (until Ctrl-C or --idle seconds without a message) and prints the aggregates at the end.
+A consumer that reads nothing for --stall-seconds while its partitions hold more (kafka-python's client can wedge
+after a broker restart) is closed and reopened at the offsets it had reached, as tools/kafka_load.py's is.
 Messages are the JSON of influx_to_kafka ({"id", "station", "time", "fields": {...}}); the id of each message
 is remembered for the run, so a duplicate would be counted and reported, not aggregated twice.
 
@@ -37,6 +39,11 @@ except ImportError:  # in the repository: the collection's module_utils
 
 kafka_net_fix.apply()  # else kafka-python 3.0.12 drops a response read together with the broker closing
 
+try:  # shipped next to this program on the hosts
+    import kafka_wedge_guard
+except ImportError:  # in the repository: the collection's module_utils
+    from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_wedge_guard
+
 EXIT_USAGE, EXIT_KAFKA = 2, 3
 FIELDS = ("temperature", "humidity", "pressure", "wind_speed")
 
@@ -50,6 +57,7 @@ class Stats:
         self.messages = 0
         self.duplicates = 0
         self.skipped = 0
+        self.reopened = 0
 
     def add(self, value):
         self.messages += 1
@@ -89,7 +97,8 @@ class Stats:
                            for f, a in sorted(entry["fields"].items())},
             }
         return {"messages": self.messages, "unique": self.messages - self.duplicates,
-                "duplicates": self.duplicates, "skipped": self.skipped, "stations": stations}
+                "duplicates": self.duplicates, "skipped": self.skipped, "reopened": self.reopened,
+                "stations": stations}
 
 
 def print_table(report, out):
@@ -201,6 +210,7 @@ def consume(settings, args, stats):
             consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
         last_message = time.monotonic()
+        guard = kafka_wedge_guard.WedgeGuard(args.stall_seconds)
         while not stop["now"]:
             if not args.follow and all(consumer.position(tp) >= ends[tp] for tp in tps):
                 break
@@ -222,12 +232,26 @@ def consume(settings, args, stats):
                     stats.add(value)
             if group and polled:
                 consumer.commit()
+            if polled:
+                guard.progressed()
+                continue
+            positions = {tp: consumer.position(tp) for tp in tps}
+            why = guard.check(tps, positions, lambda: consumer.end_offsets(tps))
+            if why:  # wedged: a new client, at the offsets reached (the group's committed ones)
+                sys.stderr.write(f"weather_consumer: reopening the consumer ({why}) at "
+                                 f"{ {tp.partition: positions[tp] for tp in tps} }\n")
+                kafka_wedge_guard.close_bounded(consumer)
+                consumer = consumer_for(settings, group, args)
+                consumer.assign(tps)
+                for tp in tps:
+                    consumer.seek(tp, positions[tp])
+                stats.reopened += 1
         if group:
             consumer.commit()
     except KeyboardInterrupt:
         pass
     finally:
-        consumer.close()
+        kafka_wedge_guard.close_bounded(consumer)
 
 
 def main(argv=None):
@@ -246,6 +270,8 @@ def main(argv=None):
     parser.add_argument("--station", action="append", help="only this station (repeatable)")
     parser.add_argument("--api-version", default="4.0", help="Kafka protocol version (explicit on KRaft)")
     parser.add_argument("--connect-timeout", type=int, default=20, help="seconds to wait for Kafka's first answer")
+    parser.add_argument("--stall-seconds", type=float, default=20,
+                        help="reopen the consumer after this many seconds without a message while behind the end")
     parser.add_argument("--json", action="store_true", help="print the aggregates as JSON")
     args = parser.parse_args(argv)
     settings = load_settings(args)

@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,44 @@ def test_wrong_password_and_missing_acl_fail_clearly(kafka_server, topic, consum
     denied = run_tool(kafka_server, topic, stranger, "--all", user="stranger")
     assert denied.returncode != 0
     assert "may not read" in denied.stderr or "Authorization" in denied.stderr, denied.stderr[-500:]
+
+
+def test_a_consumer_that_stops_receiving_is_reopened_and_reads_everything(kafka_server, topic, consumer_user,
+                                                                          monkeypatch, capsys, tmp_path):
+    """The first client the CLI opens is wedged the way kafka-python's wedges after a broker restart: it fetches
+    nothing more (its partitions paused through its own API) while the topic holds 14 messages. The CLI reopens a
+    client after --stall-seconds (default 20) and reads them all; before the guard it read none."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("weather_consumer_wedge", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    real, opened = tool.consumer_for, []
+
+    def open_consumer(settings, group, args):
+        consumer = real(settings, group, args)
+        if not opened:  # the first client: wedged from its first poll on
+            poll = consumer.poll
+
+            def wedged_poll(*poll_args, **poll_kwargs):
+                consumer.pause(*consumer.assignment())
+                return poll(*poll_args, **poll_kwargs)
+            consumer.poll = wedged_poll
+        opened.append(consumer)
+        return consumer
+
+    monkeypatch.setattr(tool, "consumer_for", open_consumer)
+    config = tmp_path / "consumer.json"
+    config.write_text(json.dumps({"bootstrap_servers": [kafka_server.bootstrap], "username": "consumer",
+                                  "cafile": kafka_server.ca_file, "topic": topic}))
+    config.chmod(0o600)
+    monkeypatch.setenv("WEATHER_CONSUMER_PASSWORD", consumer_user["password"])
+    started = time.monotonic()
+    # --follow with --idle 25: without the guard the wedged client sits out the idle time and ends with nothing
+    assert tool.main(["--config", str(config), "--all", "--follow", "--idle", "25", "--json",
+                      "--api-version", ".".join(kafka_server.version.split(".")[:2])]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["messages"] == 13 and report["skipped"] == 1, (report, out.err[-2000:])
+    assert report["reopened"] == 1 and len(opened) == 2 and "reopening the consumer" in out.err, out.err[-2000:]
+    assert time.monotonic() - started < 90

@@ -1,0 +1,1 @@
+../plugins/module_utils/kafka_wedge_guard.py
