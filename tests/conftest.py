@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.ansible_env import collection_module
 
 # Session fixtures that start real servers from the artifact store, one module per component.
 pytest_plugins = [name for name in ("fixtures.kafka_server", "fixtures.influxdb_server")
@@ -27,8 +28,7 @@ def run_module(module: str, args: dict, *, check: bool = False, diff: bool = Fal
     The result dict carries 'failed', 'changed', 'msg', 'diff' ... exactly as a playbook would see them.
     A short name is one of this collection's modules (kafka_topic -> isobar.pipeline.kafka_topic).
     """
-    if "." not in module:
-        module = f"isobar.pipeline.{module}"
+    module = collection_module(module)
     cmd = [
         str(Path(sys.executable).with_name("ansible")), "localhost", "-i", "localhost,", "-c", "local",
         "-m", module, "-a", json.dumps(args),

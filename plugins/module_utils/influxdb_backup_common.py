@@ -144,6 +144,23 @@ def load_backup(path, verify_checksums=True):
     return manifest, sidecar, base, files
 
 
+def holds_the_backup(manifest, counts_before, target_buckets, counts_now):
+    """Whether a target already holds exactly this backup, so that restoring it would change nothing.
+
+    target_buckets: {bucket id: name} of the target; counts_now: a function returning its current value counts
+    of the buckets the backup counted (called only when the buckets match, counting reads every point). True only when the target's buckets are the backup's, IDs included (IDs are random, so equal
+    IDs mean the backup's KV store is the target's), and every count recorded at backup time is the target's now
+    (no point written or lost since). A backup without recorded counts cannot be compared: False.
+    """
+    if not counts_before:
+        return False
+    backup_buckets = {b.get("bucketID"): b.get("bucketName") for b in manifest.get("buckets") or []}
+    if not backup_buckets or None in backup_buckets or backup_buckets != dict(target_buckets):
+        return False
+    now = counts_now()
+    return all(now.get(name) == int(count) for name, count in counts_before.items())
+
+
 def iter_shards(manifest):
     """Every shard entry of a manifest (with fileName/size/compression)."""
     for bucket in manifest.get("buckets") or []:

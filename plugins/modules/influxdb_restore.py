@@ -24,6 +24,9 @@ description:
     and influxd deletes every shard when the KV store is restored, so whatever was written since the backup is lost.
     An instance that is set up but holds no point at all is restored without O(force).
   - Every file is checked (present, size as in the manifest, sha256 as in our sidecar) before anything is changed.
+  - B(A target that holds the backup already) - its buckets are the backup's, with the same IDs, and every value count
+    the backup recorded is the target's now, as after a restore of this backup with nothing written since - is left
+    alone (C(changed=false), RV(target_state=restored)), with or without O(force) - a re-run converges.
   - In check mode the backup and the target are inspected (and a refusal reported) exactly as in a real run.
 version_added: "1.0.0"
 author: Isobar contributors
@@ -99,7 +102,9 @@ backup:
     shards: {description: Number of shard snapshots., type: int}
     bytes: {description: Total size of its files., type: int}
 target_state:
-  description: C(fresh) (not set up), C(empty) (set up, no point in any bucket) or C(data) (holds points).
+  description: >-
+    C(fresh) (not set up), C(empty) (set up, no point in any bucket), C(data) (holds points) or C(restored) (holds
+    the backup already: nothing done).
   returned: always
   type: str
 target_buckets_with_data:
@@ -144,7 +149,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import (
-    COMPRESSION_NONE, BackupFormatError, count_values, fail_format, has_points, iter_shards, load_backup,
+    COMPRESSION_NONE, BackupFormatError, count_values, fail_format, has_points, holds_the_backup, iter_shards, load_backup,
     server_version, token_fingerprint)
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec
 
@@ -169,6 +174,22 @@ def upload(api, path, name, compression, what):
         return resp.read(decode_content=True)
     finally:
         resp.release_conn()
+
+
+def count_buckets(api, org_name, names):
+    """Field values of each named bucket of an organization, all time (0 for a bucket that does not exist)."""
+    counts = {}
+    if names:
+        orgs = (api.request("GET", "/api/v2/orgs", {"org": org_name}) or {}).get("orgs", []) if org_name else []
+        org_id = next((o["id"] for o in orgs if o.get("name") == org_name), None)
+        for name in names:
+            bucket = api.bucket(name, org_id, required=False) if org_id else None
+            counts[name] = count_values(api, org_id, name) if bucket else 0
+    return counts
+
+
+def check_tokens(api, tokens):
+    return {name: api.token_known(value) for name, value in (tokens or {}).items()}
 
 
 def main():
@@ -213,6 +234,8 @@ def main():
     except InfluxDBError as exc:
         api.fail("cannot read the setup state", exc, **result)
     target_buckets = []
+    count_names = params["count_buckets"] if params["count_buckets"] is not None else list(result["counts_before"])
+    count_org = sidecar.get("count_org") or params["org"]
     if fresh:
         result["target_state"] = "fresh"
     else:
@@ -221,6 +244,16 @@ def main():
                 module.fail_json(msg=f"InfluxDB at {api.url} is already set up and does not accept the token, so it cannot "
                                      f"be restored with it. {NOTHING_CHANGED}", target_state="unknown", **result)
             target = api.list_all("/api/v2/buckets", "buckets", {})
+            # Restored already (e.g. a re-run of playbooks/restore.yml): a restore would change nothing, so none is
+            # made - nor predicted in check mode - with or without force.
+            counted = {}
+            if holds_the_backup(manifest, result["counts_before"], {b["id"]: b["name"] for b in target},
+                                lambda: counted.update(count_buckets(api, count_org, count_names)) or counted):
+                result.update(target_state="restored", shards=0, bytes=0, seconds=0.0, counts_after=counted)
+                if not module.check_mode:
+                    result["tokens_accepted"] = check_tokens(api, params["check_tokens"])
+                api.close()
+                module.exit_json(**result)
             orgs = {o["id"]: o["name"] for o in api.list_all("/api/v2/orgs", "orgs", {})}
             for bucket in target:
                 label = f"{orgs.get(bucket.get('orgID'), bucket.get('orgID'))}/{bucket['name']}"
@@ -277,17 +310,9 @@ def main():
         result.update(shards=len(shard_entries), bytes=uploaded, seconds=round(time.monotonic() - started, 3))
 
         step = "count the restored values"
-        count_org = sidecar.get("count_org") or params["org"]
-        names = params["count_buckets"] if params["count_buckets"] is not None else list(result["counts_before"])
-        result["counts_after"] = {}
-        if names:
-            orgs = (api.request("GET", "/api/v2/orgs", {"org": count_org}) or {}).get("orgs", []) if count_org else []
-            org_id = next((o["id"] for o in orgs if o.get("name") == count_org), None)
-            for name in names:
-                bucket = api.bucket(name, org_id, required=False) if org_id else None
-                result["counts_after"][name] = count_values(api, org_id, name) if bucket else 0
+        result["counts_after"] = count_buckets(api, sidecar.get("count_org") or params["org"], count_names)
         step = "check the tokens"
-        result["tokens_accepted"] = {name: api.token_known(value) for name, value in (params["check_tokens"] or {}).items()}
+        result["tokens_accepted"] = check_tokens(api, params["check_tokens"])
     except InfluxDBError as exc:
         changed = "Nothing was changed" if step == "set up the fresh instance" else (
             "The instance may be partially restored: fix the cause and re-run (with force if it then holds points)")

@@ -1,7 +1,7 @@
 """The failover drill's report, checks and timeline (plugins/module_utils/failover_report.py).
 
 The report was computed in Jinja (playbooks/tasks/broker-failover/report.yml, before the drill became the role
-kafka_failover_drill); the expectations below are what that Jinja produced for the same inputs (checked side by side:
+failover); the expectations below are what that Jinja produced for the same inputs (checked side by side:
 identical JSON for a passing drill, one without its second phase, and one that stopped early).
 """
 from __future__ import annotations

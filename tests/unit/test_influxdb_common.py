@@ -98,3 +98,21 @@ def test_exit_absent_reports_a_failed_delete():
         api.exit_absent({"id": "0a1"}, {}, "/api/v2/buckets", "bucket 'x'", "bucket")
     result = exited.value.args[0]
     assert result["failed"] and result["msg"].startswith("cannot delete bucket 'x': forbidden") and result["status"] == 403
+
+
+def test_holds_the_backup_only_with_the_backups_buckets_and_counts():
+    from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import holds_the_backup
+
+    manifest = {"buckets": [{"bucketID": "a1", "bucketName": "weather"}, {"bucketID": "b2", "bucketName": "_tasks"}]}
+    counts = {"weather": 120}
+    same = {"a1": "weather", "b2": "_tasks"}
+    assert holds_the_backup(manifest, counts, same, lambda: {"weather": 120})
+    assert not holds_the_backup(manifest, counts, same, lambda: {"weather": 121}), "a point written since"
+    assert not holds_the_backup(manifest, counts, same, lambda: {}), "the counted bucket is gone"
+    assert not holds_the_backup(manifest, counts, {"zz": "weather", "b2": "_tasks"}, lambda: counts), "another KV store"
+    assert not holds_the_backup(manifest, counts, {**same, "c3": "new"}, lambda: counts), "a bucket created since"
+    assert not holds_the_backup(manifest, {}, same, lambda: {}), "no recorded counts: cannot tell"
+
+    def never():
+        raise AssertionError("counted although the buckets differ")
+    assert not holds_the_backup(manifest, counts, {"zz": "weather"}, never)

@@ -52,6 +52,20 @@ def test_the_pipeline_names_have_one_home():
     assert not redeclared, f"set in roles/topology/defaults/main.yml instead: {redeclared}"
 
 
+def test_the_lab_is_mixed_so_one_converge_covers_both_releases():
+    """At least one broker, the InfluxDB host and the monitor host on Debian 13, the other brokers on 12 (issue 18);
+    the test lab and the bench lab use the same hosts (their 00-lab.yml links to this file)."""
+    import yaml
+    hosts = yaml.safe_load((ROOT / "inventories" / "lab" / "hosts.yml").read_text())["all"]["children"]
+    brokers = hosts["kafka_brokers"]["hosts"]
+    suite = {name: (vars_ or {}).get("lab_suite") for group in hosts.values() for name, vars_ in group["hosts"].items()
+             if vars_}
+    assert {suite[b] for b in brokers} == {"bookworm", "trixie"}, suite
+    assert suite["influxdb1"] == "trixie" and suite["monitor"] == "trixie", suite
+    for name in ("00-lab.yml",):
+        assert (ROOT / "molecule" / "shared" / "inventory" / name).resolve() == ROOT / "inventories" / "lab" / "hosts.yml"
+
+
 SSH_INVENTORIES = {
     "dev lab": [ROOT / "inventories" / "lab" / "hosts.yml"],
     "test lab": [ROOT / "inventories" / "lab" / "hosts.yml", ROOT / "molecule" / "shared" / "inventory" / "90-molecule.yml"],

@@ -3,7 +3,7 @@
 # Download the wheels the pipeline host needs (our modules' Python clients and their
 # dependencies) from PyPI into $STORE_DIR/pipeline-wheels/ (set-id: a hash of the requirement
 # list, recorded as the version in the provenance), for offline installs
-# with `pip install --no-index --find-links`. Hosts run Python 3.11 (Debian 12) or 3.13 (Debian 13): the wheels
+# with `pip install --no-index --find-links --require-hashes` (roles/client_venv pins each wheel's sha256 from SHA256SUMS). Hosts run Python 3.11 (Debian 12) or 3.13 (Debian 13): the wheels
 # of both go into one directory (pure-Python wheels are shared; pip picks the right one of a compiled package).
 set -euo pipefail
 

@@ -184,14 +184,65 @@ def test_restore_onto_a_fresh_instance_brings_the_points_back(backup, fresh, sou
     assert status == 200 and server.username in names and "isobar-restore" not in names, "the throw-away setup user is gone"
 
 
+def test_restoring_the_same_backup_again_changes_nothing(backup, fresh, source):
+    """A re-run (playbooks/restore.yml twice, or --check after the restore) on the restored instance: nothing to do,
+    with or without force, in check mode and for real."""
+    server = source["server"]
+    for check in (True, False):
+        for force in (False, True):
+            again = run_module("influxdb_restore", fresh.module_args(token=server.token, path=str(backup["path"]),
+                                                                     force=force, check_tokens={"reader": source["reader"]}),
+                               check=check)
+            assert not again.get("failed") and again["changed"] is False, (check, force, again)
+            assert again["target_state"] == "restored" and again["counts_after"] == again["counts_before"], again
+            assert check or again["tokens_accepted"] == {"reader": True}
+    assert _values(fresh, source["bucket"], token=server.token) == source["values"]
+
+
+def _restore_tasks(tmp_path, fresh, source, backup, *extra):
+    """The role's restore_backup.yml (the restore step of playbooks/restore.yml: staging copy, check, restore)."""
+    playbook = tmp_path / "restore.yml"
+    playbook.write_text(json.dumps([{"name": "Restore step", "hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "Restore", "ansible.builtin.include_role": {
+            "name": "isobar.pipeline.influxdb", "tasks_from": "restore_backup.yml"}}]}]))
+    settings = tmp_path / "settings.json"  # the token goes in a file, never on a command line
+    settings.write_text(json.dumps({
+        "influxdb_api_url": fresh.url, "influxdb_ca_file": fresh.ca_path, "influxdb_restore_token": source["server"].token,
+        "influxdb_org": fresh.org, "influxdb_module_python": sys.executable, "influxdb_restore_force": False,
+        "influxdb_backup_dir": str(backup["path"].parent), "influxdb_restore_name": backup["path"].name,
+        "influxdb_backup_staging_dir": str(tmp_path / "staging"), "influxdb_client_tokens": {"reader": source["reader"]},
+        "influxdb_binary_stat": {"stat": {"exists": True}}, "ansible_python_interpreter": sys.executable}))
+    settings.chmod(0o600)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
+                           "-e", f"@{settings}", str(playbook), *extra], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert source["server"].token not in output
+    return output
+
+
+def test_restore_step_reports_no_change_on_the_restored_instance(backup, fresh, source, tmp_path):
+    """restore --check (and a re-run) on the restored instance: changed=0, the staging copy removed."""
+    (tmp_path / "staging").mkdir(mode=0o700)  # left by the run that restored the instance
+    for extra in (["--check"], []):
+        output = _restore_tasks(tmp_path, fresh, source, backup, *extra)
+        recap = next(line for line in output.splitlines() if line.startswith("localhost") and "ok=" in line)
+        assert "changed=0" in recap and "failed=0" in recap, (extra, recap)
+    assert os.listdir(tmp_path / "staging") == []
+
+
 def test_a_target_holding_data_is_refused_without_force(backup, fresh, source):
+    # one point written since the restore: the instance no longer holds just the backup
+    _write(fresh, source["bucket"], ["weather,station=late temperature=99.0 1790000000"], token=source["server"].token)
     args = fresh.module_args(token=source["server"].token, path=str(backup["path"]))
     for check in (True, False):
         refused = run_module("influxdb_restore", args, check=check)
         assert refused["failed"] and "refusing" in refused["msg"] and "already holds data" in refused["msg"], refused
         assert "Nothing was changed" in refused["msg"] and refused["target_state"] == "data"
         assert f"{fresh.org}/{source['bucket']}" in refused["target_buckets_with_data"]
-    assert _values(fresh, source["bucket"], token=source["server"].token) == source["values"]
+    assert len(_values(fresh, source["bucket"], token=source["server"].token)) == len(source["values"]) + 1
 
 
 def test_a_wrong_operator_token_or_a_damaged_backup_is_refused_before_any_change(backup, fresh, source, tmp_path):
@@ -215,12 +266,12 @@ def test_a_wrong_operator_token_or_a_damaged_backup_is_refused_before_any_change
     (flipped / f"{base}.bolt.gz").write_bytes(bytes(data))
     result = run_module("influxdb_restore", fresh.module_args(token=server.token, path=str(flipped), force=True))
     assert result["failed"] and "sha256" in result["msg"] and "Nothing was changed" in result["msg"], result
-    assert _values(fresh, source["bucket"], token=server.token) == source["values"]
+    assert len(_values(fresh, source["bucket"], token=server.token)) == len(source["values"]) + 1
 
 
 def test_force_replaces_everything_written_since_the_backup(backup, fresh, source):
     server = source["server"]
-    _write(fresh, source["bucket"], ["weather,station=late temperature=99.0 1790000000"], token=server.token)
+    # the point written since the restore (test_a_target_holding_data_is_refused_without_force)
     assert len(_values(fresh, source["bucket"], token=server.token)) == len(source["values"]) + 1
     forced = run_module("influxdb_restore", fresh.module_args(token=server.token, path=str(backup["path"]), force=True))
     assert forced["changed"] and not forced.get("failed") and forced["target_state"] == "data", forced

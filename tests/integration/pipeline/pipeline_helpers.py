@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.ansible_env import collection_module
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -139,8 +140,7 @@ def write_points(influxdb_server, measurement, start_ns, count, step_ns=10**9, s
 # -- running the module in a process we can kill -----------------------------------------------------
 def module_command(module, args):
     """A short name is one of this collection's modules (influx_to_kafka -> isobar.pipeline.influx_to_kafka)."""
-    if "." not in module:
-        module = f"isobar.pipeline.{module}"
+    module = collection_module(module)
     return [str(Path(sys.executable).with_name("ansible")), "localhost", "-i", "localhost,", "-c", "local",
             "-m", module, "-a", json.dumps(args), "-e", json.dumps({"ansible_python_interpreter": sys.executable})]
 

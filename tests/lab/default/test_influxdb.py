@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from fixtures.ansible_env import ansible_env
+from fixtures.ansible_env import ansible_env, collection_module
 
 testinfra_hosts = ["ansible://influxdb"]
 
@@ -40,8 +40,7 @@ def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, ex
     """Run one of our modules through the real ansible CLI against the lab inventory; {host: result}.
 
     A short name is one of this collection's modules (weather_inject -> isobar.pipeline.weather_inject)."""
-    if "." not in module:
-        module = f"isobar.pipeline.{module}"
+    module = collection_module(module)
     # --become: the hosts are reached as the sudo user deploy; the modules run as root, as in the playbooks.
     cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "--become", "-m", module,
            "-a", json.dumps(args)]

@@ -17,8 +17,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import struct
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -165,6 +167,42 @@ def test_restarted_brokers_accepted_logins(report):
     checks = report["scram_logins_after_restarts"]
     assert checks, "the drill did not probe the brokers' logins after the restarts"
     assert all(c["rejecting_brokers"] == [] and c["rc"] == 0 for c in checks.values()), checks
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a valid PNG (signature, IHDR with its CRC, IEND)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    (crc,) = struct.unpack(">I", data[16 + length:20 + length])
+    assert zlib.crc32(data[12:16 + length]) == crc, "IHDR CRC"
+    assert data.endswith(b"IEND\xaeB`\x82"), f"{path} is truncated"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_timeline_picture_is_drawn_from_the_drill_events(report_path, report, kafka_load):
+    """The drill draws <report>.timeline.png from <report>.timeline.json: that data holds every send of each run
+    (as the fetched events say), the report's marks and the cluster views; the PNG is valid and of its size."""
+    base = report_path.with_name(report_path.name.removesuffix(".json"))
+    data = json.loads(base.with_name(base.name + ".timeline.json").read_text())
+    png = base.with_name(base.name + ".timeline.png")
+    assert png.is_file(), f"no timeline picture next to the report ({png})"
+    assert png.stat().st_mtime >= report_path.stat().st_mtime - 1
+    assert _png_size(png) == tuple(data["size_px"]) == (1200, 800)
+    runs = {run["run"]: run for run in data["runs"]}
+    assert set(runs) == {"one_down", "two_down"}
+    for run, section in (("one_down", "one_broker_down"), ("two_down", "two_brokers_down")):
+        acked, failed, _ = _acked_and_read(_events(report_path, run, kafka_load))
+        assert len(runs[run]["acks"]) == len(acked) and len(runs[run]["errors"]) == len(failed)
+        marks = report[section]["marks"]
+        for name, at in runs[run]["marks"].items():
+            assert at == pytest.approx(marks[name] - marks["run_start"], abs=0.001)
+        assert runs[run]["cluster_views"], f"no cluster view drawn for {run}"
+    one = runs["one_down"]
+    # Every ack is drawn, so the stall the report measured while the broker was down is in the picture's data.
+    assert max(wait for _, wait in one["acks"]) >= report["one_broker_down"]["unavailability"]["max_ack_wait_s"] - 0.01
+    assert len(runs["two_down"]["errors"]) == report["two_brokers_down"]["messages"]["failed"] > 0
 
 
 # --- the cluster now --------------------------------------------------------------------------
