@@ -13,7 +13,8 @@ case "$suite" in
   *) echo "unsupported suite '$suite': the lab builds bookworm (Debian 12) or trixie (Debian 13)" >&2; exit 2 ;;
 esac
 # What a freshly installed Debian VM with Ansible prerequisites has; nothing pipeline-specific.
-packages=python3,python3-apt,sudo,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,gnupg
+# openssh-server: the lab hosts are reached over SSH like VMs (lab/tasks/ssh.yml adds the user and the key).
+packages=python3,python3-apt,sudo,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,gnupg,openssh-server
 
 rootfs="$(mktemp -d /var/tmp/isobar-rootfs.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
@@ -57,6 +58,8 @@ for unit in getty@tty1.service console-getty.service systemd-remount-fs.service 
             systemd-firstboot.service sys-kernel-config.mount sys-kernel-debug.mount; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
+# Host keys are made per container by lab/tasks/ssh.yml (ssh-keygen -A), not shared by every host of the image.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
 # A stable machine-id is generated per container at first boot.
 : >"$rootfs/etc/machine-id"
 # Keep the image small: apt lists and caches are refreshed by the base role.

@@ -64,3 +64,61 @@ def test_the_lab_is_mixed_so_one_converge_covers_both_releases():
     assert suite["influxdb1"] == "trixie" and suite["monitor"] == "trixie", suite
     for name in ("00-lab.yml",):
         assert (ROOT / "molecule" / "shared" / "inventory" / name).resolve() == ROOT / "inventories" / "lab" / "hosts.yml"
+
+
+SSH_INVENTORIES = {
+    "dev lab": [ROOT / "inventories" / "lab" / "hosts.yml"],
+    "test lab": [ROOT / "inventories" / "lab" / "hosts.yml", ROOT / "molecule" / "shared" / "inventory" / "90-molecule.yml"],
+    "bench lab": [ROOT / "inventories" / "lab" / "hosts.yml", ROOT / "bench" / "inventory" / "90-bench.yml"],
+}
+
+
+def _layered_hosts(files):
+    """{host: variables} of an inventory made of layered YAML files (all.vars, then each host's own), as Ansible
+    merges them for the connection variables used here."""
+    import yaml
+
+    common, hosts = {}, {}
+
+    def walk(group):
+        for name, variables in (group.get("hosts") or {}).items():
+            hosts.setdefault(name, {}).update(variables or {})
+        for child in (group.get("children") or {}).values():
+            walk(child or {})
+
+    for path in files:
+        top = yaml.safe_load(path.read_text())["all"]
+        common.update(top.get("vars") or {})
+        walk(top)
+    return {name: {**common, **variables} for name, variables in hosts.items()}
+
+
+@pytest.mark.parametrize("name", sorted(SSH_INVENTORIES))
+def test_lab_hosts_are_reached_over_ssh_as_a_sudo_user(name):
+    """Every lab reaches its hosts like VMs (issue 12): SSH as deploy, a container name for the lab engine, the
+    lab's own key and known_hosts side by side (lab/create.yml writes both there). testinfra reads the inventory
+    raw (ansible-inventory --list does not template), so what it connects with must be written out."""
+    hosts = _layered_hosts(SSH_INVENTORIES[name])
+    assert hosts
+    keys = set()
+    for host, variables in hosts.items():
+        assert variables["ansible_connection"] == "ssh" and variables["ansible_user"] == "deploy", host
+        assert variables["lab_container"].startswith("isobar-"), host
+        assert variables["ansible_host"] == variables["isobar_address"], host
+        for literal in ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
+                        "ansible_ssh_common_args"):
+            assert "{{" not in str(variables[literal]), f"{host}: testinfra cannot use a templated {literal}"
+        key = variables["ansible_ssh_private_key_file"]
+        known_hosts = str(Path(key).parent / "known_hosts")
+        assert f"UserKnownHostsFile={known_hosts}" in variables["ansible_ssh_common_args"], host
+        assert "StrictHostKeyChecking=yes" in variables["ansible_ssh_common_args"], host
+        keys.add(key)
+    assert len(keys) == 1, f"one key per lab: {keys}"
+
+
+def test_each_lab_has_its_own_key_and_the_test_lab_a_non_default_port():
+    keys = {name: next(iter(_layered_hosts(files).values()))["ansible_ssh_private_key_file"]
+            for name, files in SSH_INVENTORIES.items()}
+    assert len(set(keys.values())) == len(keys), keys
+    ports = {v["ansible_port"] for v in _layered_hosts(SSH_INVENTORIES["test lab"]).values()}
+    assert ports and 22 not in ports, "the test lab proves ansible_port reaches sshd and the firewall"

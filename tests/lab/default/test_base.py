@@ -60,3 +60,15 @@ def test_lab_info_prints_the_endpoints(inventory_path, inventory_vars):
     influxdb_host = inventory_vars("localhost", "groups")["groups"]["influxdb"][0]
     url = inventory_vars(influxdb_host, "influxdb_url")["influxdb_url"]
     assert any(url in line for line in lines), lines
+
+
+def test_reached_over_ssh_as_a_sudo_user_on_the_inventory_port(host, inventory_vars):
+    """The lab hosts are reached like VMs (issue 12): SSH as deploy with sudo, on the inventory's port, which
+    sshd serves and the firewall opens (the test lab uses a non-default port)."""
+    name = host.backend.host
+    port = int(inventory_vars(name, "ansible_port")["ansible_port"])
+    assert host.backend.ansible_runner.get_host(name).backend.NAME == "ssh"
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    assert f"tcp dport {port} accept" in host.check_output("nft list table inet isobar")
+    assert host.user("deploy").exists and host.user("deploy").uid != 0
+    assert host.file("/etc/sudoers.d/isobar-deploy").mode == 0o440

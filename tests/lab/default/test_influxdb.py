@@ -41,7 +41,8 @@ def ansible_adhoc(inventory_path: str, pattern: str, module: str, args: dict, ex
 
     A short name is one of this collection's modules (weather_inject -> isobar.pipeline.weather_inject)."""
     module = collection_module(module)
-    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "-m", module,
+    # --become: the hosts are reached as the sudo user deploy; the modules run as root, as in the playbooks.
+    cmd = [str(Path(sys.executable).with_name("ansible")), pattern, "-i", inventory_path, "--become", "-m", module,
            "-a", json.dumps(args)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
