@@ -17,10 +17,10 @@ def test_a_firewall_that_excludes_the_controller_is_refused(host, inventory_path
     before = host.check_output("nft list table inet isobar")
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory_path,
                            str(root / "playbooks" / "base.yml"), "--limit", name,
-                           "-e", '{"base_firewall_ssh_sources": ["192.0.2.0/24"]}'],
+                           "-e", '{"base_firewall_ssh_sources": ["127.0.0.1/32"]}'],
                           cwd=root, env=ansible_env(json_callback=False), capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "Refusing to load a firewall that would lock this controller out" in proc.stdout, proc.stdout[-3000:]
-    assert "which is not in base_firewall_ssh_sources ['192.0.2.0/24']" in proc.stdout
+    assert "which is not in base_firewall_ssh_sources ['127.0.0.1/32']" in proc.stdout
     assert "changed=0" in proc.stdout.rsplit("PLAY RECAP", 1)[-1]
     assert host.check_output("nft list table inet isobar") == before
