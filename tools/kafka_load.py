@@ -320,20 +320,10 @@ class LiveConsumer(threading.Thread):
         return KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None, request_timeout_ms=30000,
                              fetch_max_wait_ms=200)
 
-    @staticmethod
-    def _close(consumer):
-        kafka_wedge_guard.close_bounded(consumer)
-
-    def _why_stalled(self, consumer, partitions, end, idle: float):
-        """Why a consumer that read nothing for `idle` s should be reopened (None: there is nothing to read).
-        `end` are the final end offsets once the producer stopped, else None (then they are asked for)."""
-        return kafka_wedge_guard.why_stalled(partitions, self.next_offsets,
-                                             end if end is not None else (lambda: consumer.end_offsets(partitions)), idle)
-
     def _reopen(self, consumer, partitions, why: str):
         self.events.write("consumer_reopened", reason=why[:200], at={str(tp.partition): self.next_offsets[tp] for tp in partitions})
         self.reopened += 1
-        self._close(consumer)
+        kafka_wedge_guard.close_bounded(consumer)
         consumer = self._open()
         consumer.assign(partitions)
         for tp in partitions:
@@ -369,7 +359,8 @@ class LiveConsumer(threading.Thread):
                 consumer.seek(tp, start[tp])
             self.events.write("consumer_ready", start={str(tp.partition): start[tp] for tp in partitions})
             self.ready.set()
-            end, last_report, finish_deadline, last_read = None, 0.0, None, time.monotonic()
+            end, last_report, finish_deadline = None, 0.0, None
+            guard = kafka_wedge_guard.WedgeGuard(self.stall_seconds)
             while True:
                 read = []
                 for tp, records in consumer.poll(timeout_ms=500, max_records=2000).items():
@@ -386,7 +377,7 @@ class LiveConsumer(threading.Thread):
                 now = time.monotonic()
                 if read:  # the ids themselves, so "every acked id was read back" can be checked from the file
                     self.events.write("read", s=sorted(read))
-                    last_read = now
+                    guard.progressed()
                 if now - last_report >= 1:
                     self.events.write("consumed", n=len(self.seen))
                     last_report = now
@@ -399,25 +390,25 @@ class LiveConsumer(threading.Thread):
                         except Exception as exc:
                             self.events.write("consumer_retry", error=f"end offsets: {type(exc).__name__}: {exc}"[:200])
                             consumer = self._reopen(consumer, partitions, f"end offsets: {type(exc).__name__}")
-                            last_read = time.monotonic()
+                            guard.progressed()
                     if end is not None and all(self.next_offsets[tp] >= end[tp] for tp in partitions):
                         self.caught_up = True
                         break
                     if now > finish_deadline:
                         self.error = f"did not reach the end offsets within {self.finish_timeout:g} s"
                         break
-                if now - last_read > self.stall_seconds:
-                    why = self._why_stalled(consumer, partitions, end, now - last_read)
-                    if why:
-                        consumer = self._reopen(consumer, partitions, why)
-                    last_read = time.monotonic()
+                # `end`: the final end offsets once the producer stopped, else asked for.
+                why = guard.check(partitions, self.next_offsets,
+                                  end if end is not None else (lambda: consumer.end_offsets(partitions)))
+                if why:
+                    consumer = self._reopen(consumer, partitions, why)
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.events.write("consumer_done", n=len(self.seen), caught_up=self.caught_up, error=self.error,
                               reopened=self.reopened)
             if consumer is not None:
-                self._close(consumer)
+                kafka_wedge_guard.close_bounded(consumer)
             self.ready.set()
             self.done.set()
 
