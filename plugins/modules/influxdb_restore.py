@@ -310,7 +310,7 @@ def main():
         result.update(shards=len(shard_entries), bytes=uploaded, seconds=round(time.monotonic() - started, 3))
 
         step = "count the restored values"
-        result["counts_after"] = count_buckets(api, sidecar.get("count_org") or params["org"], count_names)
+        result["counts_after"] = count_buckets(api, count_org, count_names)
         step = "check the tokens"
         result["tokens_accepted"] = check_tokens(api, params["check_tokens"])
     except InfluxDBError as exc:
