@@ -62,8 +62,8 @@ def test_the_lab_is_mixed_so_one_converge_covers_both_releases():
              if vars_}
     assert {suite[b] for b in brokers} == {"bookworm", "trixie"}, suite
     assert suite["influxdb1"] == "trixie" and suite["monitor"] == "trixie", suite
-    for name in ("00-lab.yml",):
-        assert (ROOT / "molecule" / "shared" / "inventory" / name).resolve() == ROOT / "inventories" / "lab" / "hosts.yml"
+    for layered in (ROOT / "molecule" / "shared" / "inventory", ROOT / "bench" / "inventory"):
+        assert (layered / "00-lab.yml").resolve() == ROOT / "inventories" / "lab" / "hosts.yml", layered
 
 
 SSH_INVENTORIES = {
