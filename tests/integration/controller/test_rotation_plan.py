@@ -1,6 +1,7 @@
-"""The rotation's plan (playbooks/rotate-secrets.yml, first play, on the controller) names the users and clients it will
-rotate: a real ansible-playbook run in check mode against the lab inventory, limited to the controller, so no host is
-contacted and nothing is changed.
+"""The rotation's plan (playbooks/rotate-secrets.yml, first play: entry point plan of the role
+isobar.pipeline.secret_rotation, on the controller) names the users and clients it will rotate: a real
+ansible-playbook run in check mode against the lab inventory, limited to the controller, so no host is contacted and
+nothing is changed.
 
 Regression: the plan read the Kafka principals from the first host's hostvars, where the pipeline's names (role
 isobar.pipeline.topology's defaults) are not: `-e rotate=kafka_scram` rotated the admin only, and the Molecule rotation
@@ -36,7 +37,8 @@ def plan(tmp_path, *extra):
     for play in report["plays"]:
         for task in play["tasks"]:
             result = task["hosts"].get("localhost", {})
-            if task["task"]["name"] == "Plan | Say what this run rotates (names only)":
+            # the plan is a task of the role isobar.pipeline.secret_rotation: the callback prefixes it with the role
+            if task["task"]["name"].split(" : ", 1)[-1] == "Plan | Say what this run rotates (names only)":
                 message = result.get("msg")
             if result.get("failed"):
                 failed.append(result.get("msg", "(hidden)"))
