@@ -4,7 +4,7 @@ settings file, one start writes a backup and a 0640 status for monitoring, and t
 (influxdb_restore) onto a scratch influxd started on the same host - never the live instance, which the live services
 keep writing to - with every value the backup counted. Where the inventory turns the timer off, it is checked off.
 
-The token is never put on a command line: module calls template it from host variables.
+The token is never put on a command line: the module call templates it from the inventory's host variables.
 """
 from __future__ import annotations
 
@@ -17,21 +17,33 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.ansible_env import ansible_env, collection_module
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRATCH_PORT = 18086  # loopback only, on the InfluxDB host
 
 
+def role_defaults():
+    """The influxdb role's defaults the test needs. Role defaults are not inventory variables (inventory_vars sees the
+    inventory and the topology role only) and the lab inventories override none of these, so they are read from
+    defaults/main.yml, literal values only."""
+    defaults = yaml.safe_load((ROOT / "roles" / "influxdb" / "defaults" / "main.yml").read_text())
+    names = ["influxdb_backup_service_dir", "influxdb_backup_service_status", "influxdb_backup_service_status_group",
+             "influxdb_backup_service_user", "influxdb_backup_service_config", "influxdb_backup_service_keep",
+             "influxdb_module_python", "influxdb_user", "influxdb_install_dir", "influxdb_archive_binary"]
+    values = {name: defaults[name] for name in names}
+    assert not any("{{" in str(v) for v in values.values()), values
+    values["influxdb_binary"] = f"{values['influxdb_install_dir']}/current/{values['influxdb_archive_binary']}"
+    return values
+
+
 @pytest.fixture(scope="module")
 def lab(inventory_vars, lab_host):
     name = inventory_vars("localhost", "groups")["groups"]["influxdb"][0]
-    facts = inventory_vars(name, "influxdb_backup_service_enabled", "influxdb_backup_service_dir",
-                           "influxdb_backup_service_status", "influxdb_backup_service_status_group",
-                           "influxdb_backup_service_user", "influxdb_backup_service_config",
-                           "influxdb_backup_service_keep", "influxdb_backup_count_buckets", "influxdb_module_python",
-                           "influxdb_binary", "influxdb_user", "influxdb_org")
-    facts.update(name=name, host=lab_host(name))
+    facts = inventory_vars(name, "influxdb_backup_service_enabled", "influxdb_org", "influxdb_bucket")
+    facts.update(role_defaults(), name=name, host=lab_host(name))
+    facts["influxdb_backup_count_buckets"] = [facts["influxdb_bucket"]]  # the role's default
     return facts
 
 
@@ -111,7 +123,7 @@ def test_one_start_writes_a_backup_and_a_status_monitoring_can_read(lab, on, run
 def _restore(on, path):
     """influxdb_restore of ``path`` onto the scratch influxd, through the ansible CLI (token templated on the host)."""
     args = {"url": f"http://127.0.0.1:{SCRATCH_PORT}", "token": "{{ influxdb_operator_token }}",
-            "org": "{{ influxdb_org }}", "path": path}
+            "org": on["influxdb_org"], "path": path}
     cmd = [str(Path(sys.executable).with_name("ansible")), on["name"], "-i", on["inventory"], "--become",
            "-m", collection_module("influxdb_restore"), "-a", json.dumps(args),
            "-e", json.dumps({"ansible_python_interpreter": on["influxdb_module_python"]})]
