@@ -43,6 +43,9 @@ PRODUCE_DAYS_AGO = 1
 INJECT_DAYS_AGO = 10
 MAX_RUNS = 9
 STEPS = ["converge", "inject", "produce", "latency", "failover"]
+# Extra variables that reach the bench lab's hosts through the lab engine's docker connection as root instead of SSH.
+DOCKER_CONNECTION = {"ansible_connection": "community.docker.docker", "ansible_host": "{{ lab_container }}",
+                     "ansible_user": "root"}
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -222,6 +225,9 @@ class Bench:
         load_cold.append(loadavg())
         rerun_s, rerun = self.playbook("site.yml", "converge-rerun", report=True)
         load_rerun = [load_cold[-1], loadavg()]
+        # The same re-run through the docker connection (as root, no SSH): what reaching the hosts like VMs costs.
+        docker_s, docker = self.playbook("site.yml", "converge-rerun-docker", DOCKER_CONNECTION, report=True)
+        load_docker = [load_rerun[-1], loadavg()]
         floor_book, floor_plays = self.floor_playbook(rerun)
         floor_s, _ = self.playbook(floor_book, "converge-floor")
         load_floor = [load_rerun[-1], loadavg()]
@@ -232,7 +238,8 @@ class Bench:
             "create_hosts_s": round(create_s, 1), "cold_s": round(cold_s, 1), "rerun_s": round(rerun_s, 1),
             "floor_s": round(floor_s, 1), "cold_stats": cold["stats"], "rerun_stats": rerun["stats"],
             "rerun_changed_tasks": self.changed_tasks(rerun), "floor_plays": floor_plays,
-            "loadavg": {"cold": load_cold, "rerun": load_rerun, "floor": load_floor}}
+            "rerun_docker_s": round(docker_s, 1), "rerun_docker_stats": docker["stats"],
+            "loadavg": {"cold": load_cold, "rerun": load_rerun, "rerun_docker": load_docker, "floor": load_floor}}
         how_floor = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts, each with as many "
                      f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`")
         self.add_row("converge_cold", "Cold converge (site.yml on bare hosts)", "s", round(cold_s, 1), round(floor_s, 1),
@@ -245,6 +252,15 @@ class Bench:
                                 f"(floor {load_range(load_floor)})",
                      how=f"wall time of `ansible-playbook site.yml` right after the cold converge, changed count summed "
                          f"over the recap's hosts (must be 0); {how_floor}")
+        docker_changed = sum(stats.get("changed", 0) for stats in docker["stats"].values())
+        self.add_row("converge_rerun_ssh_vs_docker", "Idempotent re-run over SSH as deploy + sudo", "s", round(rerun_s, 1),
+                     round(docker_s, 1),
+                     conditions=f"changed = {changed} over SSH, {docker_changed} through docker; {load_range(load_rerun)} "
+                                f"(docker {load_range(load_docker)})",
+                     how="reference = the same `ansible-playbook site.yml` re-run right after, through the docker "
+                         "connection as root (ansible_connection=community.docker.docker, ansible_host=lab_container; "
+                         "the plays' become is then root to root): the cost of reaching the hosts like VMs (SSH with ControlPersist and pipelining, "
+                         "sudo)")
 
     def floor_playbook(self, rerun: dict) -> tuple[Path, list[dict]]:
         """The re-run's plays on the same hosts with as many no-op tasks as each play executed (tasks skipped on

@@ -82,7 +82,7 @@ def lab(inventory_vars, lab_host):
         "influxdb_url", "influxdb_org", "influxdb_bucket", "influxdb_client_tokens", "influxdb_operator_token",
         "influxdb_admin_user", "influxdb_admin_password", "influxdb_port", "kafdrop_basic_auth_user",
         "kafdrop_basic_auth_password", "kafdrop_port", "alert_receiver_port", "isobar_vault_file",
-        "isobar_generated_vault_file", "groups")
+        "isobar_generated_vault_file", "isobar_vault_id", "groups")
     facts = masked(facts)
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host("kafka1").file(facts["kafka_ca_file"]).content_string)
@@ -161,6 +161,9 @@ def test_vault_files_are_whole_file_vaults_without_pending_records(lab, which):
     path = Path(lab[which])
     raw = path.read_bytes()
     assert raw.startswith(b"$ANSIBLE_VAULT;1."), f"{path} is not a whole-file vault any more"
+    # rewritten by the rotation under the environment's own identity, never the first loaded (the lab's)
+    header = raw.split(b"\n", 1)[0].decode()
+    assert header.rsplit(";", 1)[-1] == lab["isobar_vault_id"], f"{path}: {header}"
     assert path.stat().st_mode & 0o777 == 0o600, f"{path} mode {oct(path.stat().st_mode & 0o777)}"
     keys = set(vault_view(path))
     assert not keys & {"vault_rotation_pending", "vault_rotation_pending_tokens"}, f"{path} keeps a pending record"
