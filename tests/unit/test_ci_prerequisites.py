@@ -62,7 +62,8 @@ def test_only_kafdrop_skips_directly():
     """Every other skip of the integration and lab tests goes through fixtures/prerequisites.py (Telegraf's archive,
     the failover report, kafka-python...): a plain pytest.skip or importorskip would pass CI silently."""
     allowed = {("tests/integration/test_artifacts.py", "Kafdrop"), ("tests/lab/default/test_kafdrop.py", "Kafdrop"),
-               ("tests/lab/default/test_kafka_metrics.py", "inventory choice")}
+               ("tests/lab/default/test_kafka_metrics.py", "inventory choice"),
+               ("tests/lab/default/test_monitoring.py", "inventory choice")}
     found = set()
     for path in sorted((ROOT / "tests").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
@@ -71,7 +72,8 @@ def test_only_kafdrop_skips_directly():
         for line in path.read_text().splitlines():
             if re.search(r"pytest\.(skip|importorskip)\(|mark\.skip", line):
                 # Kafdrop's jar is unobtainable here; the metrics tests skip on the inventory's own settings
-                # (exporter off, monitoring hosts present), not on something missing from the machine.
-                inventory = "kafka_jmx_exporter_enabled: false" in line or "the inventory has monitoring hosts" in line
+                # (exporter off, monitoring hosts present, monitoring off), not on something missing from the machine.
+                inventory = ("kafka_jmx_exporter_enabled: false" in line or "the inventory has monitoring hosts" in line
+                             or "monitoring_enabled is false" in line)
                 found.add((rel, "Kafdrop" if "Kafdrop" in line else "inventory choice" if inventory else line.strip()))
     assert found <= allowed, sorted(found - allowed)
