@@ -4,7 +4,7 @@ A run writes server.properties on two brokers with a changed setting and fails b
 playbooks/kafka.yml must restart both, one at a time with the cluster check in between (tasks/restart_broker.yml);
 then the inventory's setting is put back (a second rolling restart). Two brokers are enough to see the order and cost
 two restarts less than three. Not part of a Molecule scenario: its three runs of kafka.yml and two rolling restarts
-took about 13 min on a loaded 2-core machine. Run it against a converged lab:
+took 18 min on this 2-core machine under a load of 40-70 (other labs running). Run it against a converged lab:
 ``pytest tests/lab/restart --ansible-inventory=<inventory>`` (with ANSIBLE_BECOME=true, as Molecule's verifier)."""
 from __future__ import annotations
 
