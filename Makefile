@@ -77,23 +77,38 @@ lint: venv ## yamllint + ansible-lint (production profile)
 
 .PHONY: test-unit
 test-unit: venv ## Unit tests (no servers)
-	pytest tests/unit
+	pytest tests/unit --junitxml=.reports/pytest/unit.xml
 
 .PHONY: test-integration
 test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB started locally from the store
-	pytest tests/integration
+	pytest tests/integration --junitxml=.reports/pytest/integration.xml
 
 .PHONY: test-molecule
 test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation)
 	@# With shared_state Molecule creates the test lab once but never destroys first: a test lab (and Molecule
 	@# state) left by an interrupted run would be reused as is. Start from bare hosts every time.
 	molecule destroy
-	rm -f .reports/molecule-*.xml
+	rm -f .reports/molecule-*.xml .reports/molecule-steps.jsonl
 	@# A failed verify is followed by the other scenarios and the destroy: name the failed tests last.
-	molecule test $(MOLECULE_SCENARIOS) || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
+	@# Molecule's output passes through test_timings.py, which times each scenario's steps (converge, idempotence...).
+	molecule test $(MOLECULE_SCENARIOS) 2>&1 | $(BIN)/python tools/test_timings.py molecule-steps \
+	  || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
+
+# The phases of make test, in order; each one's wall time (and Molecule's steps per scenario) goes to
+# .reports/test-timings.json, which bench/bench.py reports as rows (tools/test_timings.py). setup is the toolchain
+# and the artifact store: seconds when warm, kept apart so that the other phases compare warm runs.
+TEST_PHASES := setup lint unit integration molecule
+TIMED = $(PYTHON) tools/test_timings.py --expect $(subst $(eval) ,$(comma),$(TEST_PHASES)) phase
+comma := ,
 
 .PHONY: test
-test: lint test-unit test-integration test-molecule ## Everything CI runs
+test: ## Everything CI runs: lint, unit, integration, Molecule (timings: .reports/test-timings.json)
+	@$(PYTHON) tools/test_timings.py reset
+	@$(TIMED) setup -- $(MAKE) --no-print-directory venv artifacts
+	@$(TIMED) lint -- $(MAKE) --no-print-directory lint
+	@$(TIMED) unit -- $(MAKE) --no-print-directory test-unit
+	@$(TIMED) integration -- $(MAKE) --no-print-directory test-integration
+	@$(TIMED) molecule -- $(MAKE) --no-print-directory test-molecule
 
 .PHONY: lock
 lock: ## Regenerate requirements.txt from requirements.in in a scratch venv

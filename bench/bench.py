@@ -42,7 +42,14 @@ FAILOVER_BROKER = "kafka2"
 PRODUCE_DAYS_AGO = 1
 INJECT_DAYS_AGO = 10
 MAX_RUNS = 9
-STEPS = ["converge", "inject", "produce", "latency", "failover"]
+# "tests" needs no lab: it reads the timings the last `make test` of this checkout wrote (tools/test_timings.py).
+STEPS = ["converge", "inject", "produce", "latency", "failover", "tests"]
+LAB_STEPS = set(STEPS) - {"tests"}
+TEST_TIMINGS = ROOT / ".reports" / "test-timings.json"
+TEST_BUDGET_S = 2400  # the whole warm make test within 40 minutes (issues 12, 14, 15, 18)
+# Molecule actions that get a row of their own, per scenario; the others (dependency, syntax, cleanup, prepare...)
+# are summed into one "other steps" row.
+MOLECULE_ROW_ACTIONS = ("create", "converge", "idempotence", "side_effect", "verify", "destroy")
 # Extra variables that reach the bench lab's hosts through the lab engine's docker connection as root instead of SSH.
 DOCKER_CONNECTION = {"ansible_connection": "community.docker.docker", "ansible_host": "{{ lab_container }}",
                      "ansible_user": "root"}
@@ -105,6 +112,70 @@ def window_points(inject, stations: int, start: str, stop: str):
         profile = inject._station_profile(42, station)
         for ts in stamps:
             yield station, ts, inject.simulate(42, station, ts, profile)
+
+
+def test_time_rows(timings: dict, measured_commit: str | None = None) -> list[dict]:
+    """The rows of warm `make test`'s wall time from its summary (.reports/test-timings.json), as add_row arguments.
+
+    One row for the whole run against the 40-minute budget (only when every phase ran and passed: a partial run's
+    total says nothing), one per phase that passed (lint, unit, integration, molecule) and one per Molecule
+    scenario and action, without reference: they show where a regression is. setup (toolchain, artifact store) is
+    left out of the total and said in the conditions: it is what separates a warm run from a cold one."""
+    phases = timings.get("phases") or []
+    commit = str(timings.get("commit") or "?")
+    origin = f"make test of {commit[:10]}{' + uncommitted changes' if timings.get('dirty') else ''}, finished " \
+             f"{timings.get('finished') or '?'}"
+    if measured_commit and commit != measured_commit.split()[0]:
+        origin += " (not the commit measured by the other rows)"
+    how = ("wall time of each phase as make test timed it (tools/test_timings.py: .reports/test-timings.json; Molecule "
+           "steps from its \"Executing\"/\"Executed\" lines)")
+    setup = next((p for p in phases if p["name"] == "setup"), None)
+    setup_text = f"setup (venv, artifact store) {setup['seconds']:.0f} s not included" if setup else "setup not timed"
+    loads = [v for p in phases for v in (p.get("loadavg") or []) if v is not None]
+    load_text = f"; {load_range(loads)}" if loads else ""
+    passed = [p for p in phases if p["name"] != "setup" and not p.get("rc")]
+    rows = []
+    if timings.get("complete"):
+        total = round(sum(p["seconds"] for p in passed), 1)
+        rows.append(dict(key="make_test_total", measure="Warm make test (lint + unit + integration + Molecule)", unit="s",
+                         ours=total, reference=TEST_BUDGET_S,
+                         conditions=f"{origin}; " + ", ".join(f"{p['name']} {p['seconds']:.0f} s" for p in passed)
+                                    + f"; {setup_text}{load_text}",
+                         how=f"{how}; reference = the budget of the whole warm suite, {TEST_BUDGET_S // 60} min"))
+    else:
+        failed = ", ".join(timings.get("failed_phases") or []) or "none"
+        rows.append(dict(key="make_test_total", measure="Warm make test (lint + unit + integration + Molecule)",
+                         unit="s", ours=None, reference=None, status="not measured", how=how,
+                         conditions=f"{origin} did not complete (failed phases: {failed}; ran: "
+                                    f"{', '.join(p['name'] for p in phases) or 'none'})"))
+    junit = timings.get("junit") or {}
+    reports = {"unit": ["unit"], "integration": ["integration"]}
+    for phase in passed:
+        details = []
+        for report in reports.get(phase["name"], []):
+            summary = junit.get(report) or {}
+            if "tests" in summary:
+                slow = ", ".join(f"{f['file'].rsplit('.', 1)[-1]} {f['seconds']:.0f} s"
+                                 for f in summary.get("slowest_files", [])[:3])
+                details.append(f"{summary['tests']} tests, {summary.get('skipped', 0)} skipped; slowest: {slow}")
+        rows.append(dict(key=f"make_test_{phase['name']}", measure=f"make test: {phase['name']}", unit="s",
+                         ours=phase["seconds"], reference=None, how="",
+                         conditions="; ".join(details + [origin])))
+    grouped: dict[tuple[str, str], float] = {}
+    for step in timings.get("molecule_steps") or []:
+        action = step["action"] if step["action"] in MOLECULE_ROW_ACTIONS else "other"
+        grouped[(step["scenario"], action)] = grouped.get((step["scenario"], action), 0.0) + step["seconds"]
+    for (scenario, action), seconds in grouped.items():
+        if action == "other" and seconds < 1:
+            continue
+        verify = junit.get(f"molecule-{scenario}") if action == "verify" else None
+        extra = [f"{verify['tests']} tests, {verify.get('failures', 0) + verify.get('errors', 0)} failed"] \
+            if verify and "tests" in verify else []
+        label = "other steps (dependency, syntax, cleanup, prepare)" if action == "other" else action
+        rows.append(dict(key=f"make_test_molecule_{scenario}_{action}", measure=f"make test: Molecule {scenario} {label}",
+                         unit="s", ours=round(seconds, 1), reference=None, how="",
+                         conditions="; ".join(extra + [origin])))
+    return rows
 
 
 class StepFailed(Exception):
@@ -515,6 +586,28 @@ class Bench:
                      how=f"{drill}: messages acknowledged by Kafka that its consumer did not read back "
                          "(acked_missing_from_topic); reference = 0, what acks=all with min ISR 2 promises")
 
+    # -- 6. make test's wall time -----------------------------------------------------------------------
+    def bench_tests(self) -> None:
+        """Rows of the last warm `make test` of this checkout (no lab: make test timed itself)."""
+        path = Path(self.args.test_timings) if self.args.test_timings else TEST_TIMINGS
+        print(f"make test wall time per phase (from {path})")
+        try:
+            timings = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.not_measured("make_test_total", "Warm make test (lint + unit + integration + Molecule)", "s",
+                              f"no readable {path} ({type(exc).__name__}): run make test first")
+            return
+        try:
+            rows = test_time_rows(timings, self.commit)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.not_measured("make_test_total", "Warm make test (lint + unit + integration + Molecule)", "s",
+                              f"{path} is not make test's timings ({type(exc).__name__}: {exc})")
+            return
+        self.details["make_test"] = timings
+        for row in rows:
+            key, measure, unit, ours, ref = (row.pop(k) for k in ("key", "measure", "unit", "ours", "reference"))
+            self.add_row(key, measure, unit, ours, ref, **row)
+
     # -- results ------------------------------------------------------------------------------------
     @staticmethod
     def fmt(value) -> str:
@@ -571,7 +664,9 @@ class Bench:
         steps = self.args.only or STEPS
         try:
             lab_ready = True
-            if self.args.reuse_lab:
+            if not set(steps) & LAB_STEPS:
+                pass  # nothing to measure on a lab
+            elif self.args.reuse_lab:
                 if "converge" in steps:
                     for key, name in (("converge_cold", "Cold converge"), ("converge_rerun", "Idempotent re-run")):
                         self.not_measured(key, name, "s", "--reuse-lab: the bench lab was not created by this run")
@@ -587,7 +682,7 @@ class Bench:
                 except StepFailed as exc:
                     errors.append(f"converge: {exc}")
                     lab_ready = False
-            if lab_ready and set(steps) - {"converge"}:
+            if lab_ready and set(steps) & (LAB_STEPS - {"converge"}):
                 print("Bench setup: reference topic and principal, scripts, Kafka's tools")
                 self.playbook("bench/playbooks/setup.yml", "setup")
                 for step, method in (("inject", self.bench_inject), ("produce", self.bench_produce),
@@ -603,7 +698,9 @@ class Bench:
         except KeyboardInterrupt:
             errors.append("interrupted")
         finally:
-            if not self.args.keep_lab:
+            if "tests" in steps:
+                self.bench_tests()
+            if not self.args.keep_lab and set(steps) & LAB_STEPS:
                 print("Bench lab: destroying it")
                 try:
                     self.playbook("bench/destroy.yml", "destroy-after")
@@ -623,6 +720,7 @@ def main() -> int:
                         help="measure on the bench lab left by --keep-lab (no create, no converge rows)")
     parser.add_argument("--results-dir", help="write <date>.json/.md there instead of bench/results/")
     parser.add_argument("--commit", default="HEAD", help="commit to measure (from a clean export), default HEAD")
+    parser.add_argument("--test-timings", help=f"make test's timings to report, default {TEST_TIMINGS.relative_to(ROOT)}")
     parser.add_argument("--working-tree", action="store_true",
                         help="measure the working tree as it is (uncommitted edits included) instead of a commit")
     args = parser.parse_args()
