@@ -16,7 +16,7 @@ COLLECTION = "isobar.pipeline"
 ACTION_ONLY = {p.stem for p in (ROOT / "plugins" / "action").glob("*.py")}
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem not in ACTION_ONLY)
 FRAGMENTS = sorted(p.stem for p in (ROOT / "plugins" / "doc_fragments").glob("*.py"))
-INFO_MODULES = {"kafka_cluster_info"}  # read-only: no diff
+INFO_MODULES = {"kafka_cluster_info", "restart_pending"}  # read-only: no diff
 
 
 class _Captured(Exception):
