@@ -20,7 +20,9 @@ LAB_PASSWORD_FILE = ROOT / "inventories" / "lab" / "vault-password.txt"
 
 @pytest.fixture(scope="module")
 def environment(inventory_vars):
-    return inventory_vars("localhost", "isobar_vault_id", "isobar_lab_environment", "isobar_vault_file",
+    # an inventory host: the vault paths are relative to its inventory_dir, which the implicit localhost lacks
+    host = inventory_vars("localhost", "groups")["groups"]["all"][0]
+    return inventory_vars(host, "isobar_vault_id", "isobar_lab_environment", "isobar_vault_file",
                           "isobar_generated_vault_file")
 
 
