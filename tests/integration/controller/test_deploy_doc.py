@@ -29,25 +29,15 @@ SKIP = shutil.ignore_patterns(".git", ".venv", ".reports", ".pytest_cache", "__p
                               "results")
 
 
-def doc_commands() -> list[str]:
-    """The shell commands of the document's ```bash blocks, comments removed, in order."""
-    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-    commands = []
-    for block in blocks:
+def doc_lines() -> list[tuple[str, str | None]]:
+    """The document's ```bash blocks as (command, the output its trailing ` # ` comment promises or None), in order."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
         for line in block.splitlines():
             command = line.split(" #", 1)[0].strip()
             if command and not command.startswith("#"):
-                commands.append(command)
-    return commands
-
-
-def expected_output(command: str) -> str | None:
-    """The output a command's trailing comment promises, when it shows one (`head ...  # $ANSIBLE_VAULT;...`)."""
-    for block in re.findall(r"```bash\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
-        for line in block.splitlines():
-            if line.split(" #", 1)[0].strip() == command and " # " in line:
-                return line.split(" # ", 1)[1].strip()
-    return None
+                lines.append((command, line.split(" # ", 1)[1].strip() if " # " in line else None))
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +76,8 @@ def fill_vault_values(path: Path) -> None:
 
 def test_every_command_of_the_document_runs_as_written(checkout):
     handled = []
-    for command in doc_commands():
+    lines = doc_lines()
+    for command, promised in lines:
         argv = shlex.split(command.replace("prod@prompt", f"prod@{checkout['password']}"))
         if argv[0] == "cp":
             proc = run(checkout, argv)
@@ -98,7 +89,6 @@ def test_every_command_of_the_document_runs_as_written(checkout):
             proc = run(checkout, [str(BIN / "ansible-vault")] + argv[1:])
         elif argv[0] == "head":
             proc = run(checkout, argv)
-            promised = expected_output(command)
             assert promised and proc.stdout.strip() == promised, f"{command}: {proc.stdout.strip()!r}, the document says {promised!r}"
         elif argv[0] == "ansible-playbook":
             # The example hosts are not ours: list what would run instead of connecting. Parsing the playbook with the
@@ -111,7 +101,7 @@ def test_every_command_of_the_document_runs_as_written(checkout):
             pytest.fail(f"docs/deploy-real-vms.md has a command this test does not run: {command}")
         assert proc.returncode == 0, f"{command} failed (rc {proc.returncode}): {proc.stderr[-1500:]}"
         handled.append(command)
-    assert handled == doc_commands()
+    assert handled == [command for command, _ in lines]
     assert len([c for c in handled if c.startswith("ansible-playbook")]) >= 3, "the deploy and patch commands were not found"
 
 
