@@ -10,6 +10,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# pytest-xdist workers for make test-integration (0: no workers, every test in the pytest process).
+INTEGRATION_WORKERS ?= 2
 ISOBAR_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/isobar
 export ISOBAR_CACHE
 # build: artifacts from the package registries into the local store (works offline from the
@@ -44,6 +46,10 @@ venv: $(BIN)/.installed ## Create the project virtualenv (pinned toolchain)
 .PHONY: engine
 engine: venv ## Install and start the Docker engine, build the lab base image
 	ansible-playbook lab/engine.yml -i $(INVENTORY) $(VAULT_ARGS) $(LAB_ARGS)
+
+.PHONY: test-tools
+test-tools: venv ## Install the checkers the integration tests call on this machine (promtool, amtool; needs root)
+	ansible-playbook lab/test-tools.yml -i localhost, $(LAB_ARGS)
 
 .PHONY: artifacts
 artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE
@@ -81,7 +87,10 @@ test-unit: venv ## Unit tests (no servers)
 
 .PHONY: test-integration
 test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB started locally from the store
-	pytest tests/integration --junitxml=.reports/pytest/integration.xml
+	@# Two workers (pytest-xdist), each with its own Kafka and influxd (session fixtures on free ports); a test file
+	@# stays on one worker, so its module fixtures are shared as before. Most of the time is ansible start-up (CPU) in
+	@# one worker while the other waits on a server. INTEGRATION_WORKERS=0 runs them in this process.
+	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile --junitxml=.reports/pytest/integration.xml
 
 .PHONY: test-molecule
 test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation)
@@ -104,7 +113,7 @@ comma := ,
 .PHONY: test
 test: ## Everything CI runs: lint, unit, integration, Molecule (timings: .reports/test-timings.json)
 	@$(PYTHON) tools/test_timings.py reset
-	@$(TIMED) setup -- $(MAKE) --no-print-directory venv artifacts
+	@$(TIMED) setup -- $(MAKE) --no-print-directory venv artifacts test-tools
 	@$(TIMED) lint -- $(MAKE) --no-print-directory lint
 	@$(TIMED) unit -- $(MAKE) --no-print-directory test-unit
 	@$(TIMED) integration -- $(MAKE) --no-print-directory test-integration
