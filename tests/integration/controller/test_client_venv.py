@@ -1,7 +1,8 @@
 """roles/client_venv's install step (tasks/libraries.yml) on this machine, into a temporary venv, offline from the
 artifact store's wheels: pip runs in hash-checking mode against the sha256 the store recorded for each wheel
-(SHA256SUMS). The store's wheels install, a second run and --check change nothing; a wheel changed after the store
-was filled is refused with a clear error and nothing is installed."""
+(SHA256SUMS). The store's wheels install, a second run and --check change nothing and do not copy the wheels again; a
+missing or damaged wheel on the host is copied again; a wheel changed after the store was filled is refused with a
+clear error and nothing is installed."""
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def _run(tmp_path, wheels, *extra):
     settings = {"client_venv_path": str(tmp_path / "venv"), "client_venv_wheels_src": str(wheels),
                 "client_venv_wheels_dir": str(tmp_path / "host-wheels"), "client_venv_requirements": REQUIREMENTS,
                 "ansible_python_interpreter": sys.executable}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_DISPLAY_SKIPPED_HOSTS="1")
     for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_REQUIRE_HASHES"):
         env.pop(name, None)
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
@@ -60,6 +61,16 @@ def _installed(tmp_path):
     return {p["name"].lower(): p["version"] for p in json.loads(out)}
 
 
+def _copy_step(output):
+    """What the run printed for the task that copies the wheels to the host: 'skipping', 'ok' or 'changed'."""
+    section = output.split("Copy the wheels (offline mode)", 1)[1].split("TASK [", 1)[0]
+    return next(word for word in ("skipping", "changed", "ok") if f"{word}: [localhost]" in section)
+
+
+def _same_wheels(store, host):
+    return all((host / f.name).exists() and (host / f.name).read_bytes() == f.read_bytes() for f in store.glob("*.whl"))
+
+
 def test_the_stores_wheels_install_with_hashes_and_a_second_run_changes_nothing(tmp_path, wheels):
     rc, recap, output = _run(tmp_path, wheels)
     assert rc == 0 and "changed=0" not in recap, output[-4000:]
@@ -70,6 +81,25 @@ def test_the_stores_wheels_install_with_hashes_and_a_second_run_changes_nothing(
     for extra in ([], ["--check"]):
         rc, recap, output = _run(tmp_path, wheels, *extra)
         assert rc == 0 and "changed=0" in recap, (extra, recap, output[-3000:])
+        # the host's copy matches the store's SHA256SUMS: one check, no round trip per wheel
+        assert _copy_step(output) == "skipping", (extra, output[-3000:])
+
+
+def test_a_missing_or_damaged_wheel_on_the_host_is_copied_again(tmp_path, wheels):
+    rc, recap, output = _run(tmp_path, wheels)
+    assert rc == 0, output[-4000:]
+    host = tmp_path / "host-wheels"
+    next(host.glob("kafka_python-*.whl")).unlink()
+    with open(next(host.glob("influxdb_client-*.whl")), "ab") as handle:
+        handle.write(b"\0damaged")
+    rc, recap, output = _run(tmp_path, wheels, "--check")
+    assert rc == 0 and _copy_step(output) == "changed", output[-3000:]
+    assert not _same_wheels(wheels, host), "--check changed the host's wheels"
+    rc, recap, output = _run(tmp_path, wheels)
+    assert rc == 0 and _copy_step(output) == "changed", output[-3000:]
+    assert _same_wheels(wheels, host)
+    rc, recap, output = _run(tmp_path, wheels)
+    assert rc == 0 and "changed=0" in recap and _copy_step(output) == "skipping", output[-3000:]
 
 
 def test_a_tampered_wheel_is_refused_and_nothing_is_installed(tmp_path, wheels):
