@@ -158,8 +158,8 @@ def summarise(reports: Path, phases: list[dict], steps: list[dict], expected: li
     return {
         "commit": git("rev-parse", "HEAD") or None,
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "started": phases[0]["started"] if phases else None,
-        "finished": phases[-1]["finished"] if phases else None,
+        "started": min(p["started"] for p in phases) if phases else None,
+        "finished": max(p["finished"] for p in phases) if phases else None,
         "complete": complete,
         "failed_phases": failed,
         "cpus": os.cpu_count(),
@@ -180,14 +180,16 @@ def write_summary(reports: Path, expected: list[str] | None = None) -> Path:
 def run_phase(reports: Path, name: str, command: list[str], expected: list[str] | None) -> int:
     if not command:
         raise SystemExit("phase: no command given after --")
-    started, load_start, began = now_iso(), loadavg(), time.monotonic()
+    started, load_start, began, began_epoch = now_iso(), loadavg(), time.monotonic(), time.time()
     try:
         rc = subprocess.run(command, check=False).returncode
     except KeyboardInterrupt:
         rc = 130
     seconds = round(time.monotonic() - began, 1)
+    # The epochs place phases that ran side by side (lint beside unit and integration) on one time line.
     append_line(reports / PHASES_LOG, {"name": name, "seconds": seconds, "rc": rc, "started": started,
-                                       "finished": now_iso(), "loadavg": [load_start, loadavg()]})
+                                       "finished": now_iso(), "loadavg": [load_start, loadavg()],
+                                       "started_epoch": round(began_epoch, 1), "finished_epoch": round(time.time(), 1)})
     out = write_summary(reports, expected)
     print(f"==> make test phase {name}: {seconds:.0f} s{'' if rc == 0 else f' (failed, rc {rc})'} ({out})", flush=True)
     return rc

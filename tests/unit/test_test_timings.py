@@ -157,6 +157,19 @@ def test_rows_total_against_the_budget_each_phase_and_each_molecule_step(bench):
     assert all(row["reference"] is None for key, row in rows.items() if key != "make_test_total")
 
 
+def test_phases_that_ran_side_by_side_count_once_in_the_total(bench):
+    """make test runs lint beside unit and integration: the total is the wall time from the first start to the last
+    end, not the sum of the phases."""
+    doc = document()
+    start = 1_000_000.0
+    spans = {"setup": (start - 3, start), "lint": (start, start + 300), "unit": (start, start + 30),
+             "integration": (start + 30, start + 930), "molecule": (start + 930, start + 2430)}
+    for phase in doc["phases"]:
+        phase["started_epoch"], phase["finished_epoch"] = spans[phase["name"]]
+    total = {row["key"]: row for row in bench.test_time_rows(doc, "a" * 40)}["make_test_total"]
+    assert total["ours"] == 2430.0 and "side by side: 300 s of phase time overlapped" in total["conditions"]
+
+
 def test_an_incomplete_run_has_no_total_and_another_commit_is_said(bench):
     rows = {row["key"]: row for row in bench.test_time_rows(document(complete=False), "b" * 40 + " + uncommitted changes")}
     total = rows["make_test_total"]

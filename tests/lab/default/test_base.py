@@ -39,6 +39,14 @@ def test_ca_is_in_system_trust(host):
     assert host.file("/etc/ssl/certs/isobar-ca.pem").exists
 
 
+def test_no_compiler_toolchain(host):
+    """No C compiler on a pipeline host: nothing here builds code, and a compiler helps an intruder more than anyone.
+    The client venv once installed python3-pip with its recommended build-essential and python3-dev."""
+    present = [name for name in ("build-essential", "gcc", "python3-dev") if host.package(name).is_installed]
+    assert not present, f"compiler toolchain packages installed: {present}"
+    assert not host.exists("gcc") and not host.exists("cc"), "a C compiler is on the PATH"
+
+
 def test_lab_info_prints_the_endpoints(inventory_path, inventory_vars):
     """`make lab` ends with lab/info.yml: it must resolve the inventory's endpoints (a green converge once hid
     that it could not)."""
