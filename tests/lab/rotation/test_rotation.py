@@ -82,7 +82,8 @@ def lab(inventory_vars, lab_host):
         "influxdb_url", "influxdb_org", "influxdb_bucket", "influxdb_client_tokens", "influxdb_operator_token",
         "influxdb_admin_user", "influxdb_admin_password", "influxdb_port", "kafdrop_basic_auth_user",
         "kafdrop_basic_auth_password", "kafdrop_port", "alert_receiver_port", "isobar_vault_file",
-        "isobar_generated_vault_file", "isobar_vault_id", "groups")
+        "isobar_generated_vault_file", "isobar_vault_id", "monitoring_enabled", "monitoring_node_exporter_port",
+        "monitoring_prometheus_port", "monitoring_alertmanager_port", "groups")
     facts = masked(facts)
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host("kafka1").file(facts["kafka_ca_file"]).content_string)
@@ -269,8 +270,9 @@ def test_old_kafdrop_basic_auth_gets_401(lab, old):
 
 # --- TLS ----------------------------------------------------------------------------------------
 def test_every_tls_port_serves_a_new_certificate(lab, old, lab_host):
-    """Asked from the InfluxDB host (the alert receiver lets only InfluxDB in): the serial each TLS port serves is the
-    one of its host's certificate now, and not the one recorded before the rotation."""
+    """Asked from the InfluxDB host (the alert receiver lets only InfluxDB in), and the monitoring ports from the
+    monitoring host (the only one they let in): the serial each TLS port serves is the one of its host's certificate
+    now, and not the one recorded before the rotation."""
     from cryptography import x509
 
     groups = lab["groups"]
@@ -278,9 +280,16 @@ def test_every_tls_port_serves_a_new_certificate(lab, old, lab_host):
     endpoints += [(h, lab["influxdb_port"]) for h in groups["influxdb"]]
     endpoints += [(h, lab["kafdrop_port"]) for h in groups["kafdrop"]]
     endpoints += [(groups["pipeline"][0], lab["alert_receiver_port"])]
-    asker = lab_host(groups["influxdb"][0])
+    asked_from = {endpoint: groups["influxdb"][0] for endpoint in endpoints}
+    if lab["monitoring_enabled"] and groups.get("monitoring"):
+        # Only the monitoring hosts may reach the exporters: asked from the first one (its own ports too).
+        monitor = groups["monitoring"][0]
+        asked_from.update({(h, lab["monitoring_node_exporter_port"]): monitor for h in groups["all"]})
+        asked_from.update({(h, port): monitor for h in groups["monitoring"]
+                           for port in (lab["monitoring_prometheus_port"], lab["monitoring_alertmanager_port"])})
     problems = []
-    for name, port in endpoints:
+    for (name, port), asker_name in asked_from.items():
+        asker = lab_host(asker_name)
         out = asker.run(f"openssl s_client -connect {lab['addresses'][name]}:{port} -servername {name} </dev/null "
                         "2>/dev/null | openssl x509 -noout -serial").stdout.strip()
         if not out.startswith("serial="):
