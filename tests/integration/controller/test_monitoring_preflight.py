@@ -4,20 +4,17 @@ defaults: the check read the names of the port variables instead of their values
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from fixtures.ansible_env import ansible_env
+from fixtures.pending_restart import run_playbook
 
-ROOT = Path(__file__).resolve().parents[3]
 SETTINGS_TASK = "isobar.pipeline.monitoring : Preflight | Check ports, networks and settings"
 CERTIFICATES_TASK = "isobar.pipeline.monitoring : Preflight | Fail without the certificates"
 
 
 def run_preflight(tmp_path, **overrides):
-    """The role's preflight.yml on localhost with the JSON callback: {task name: result} of the tasks that ran."""
+    """The role's preflight.yml on localhost: {task name: result} of the tasks that ran."""
     playbook = tmp_path / "preflight.yml"
     playbook.write_text(json.dumps([{
         "name": "Monitoring preflight", "hosts": "localhost", "gather_facts": True,
@@ -25,18 +22,10 @@ def run_preflight(tmp_path, **overrides):
         "tasks": [{"name": "Preflight", "ansible.builtin.include_role": {
             "name": "isobar.pipeline.monitoring", "tasks_from": "preflight.yml"}}]}]))
     settings = {"isobar_address": "127.0.0.1", "monitoring_basic_auth_password": "a-long-enough-password",
-                "monitoring_ca_file": str(tmp_path / "missing-ca.crt"), "ansible_python_interpreter": sys.executable,
-                **overrides}
-    env = ansible_env(ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps(settings), str(playbook)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"no JSON report (rc {proc.returncode}): {proc.stderr[-2000:]}")
-    return {task["task"]["name"]: task["hosts"]["localhost"]
-            for play in report["plays"] for task in play["tasks"] if "localhost" in task["hosts"]}
+                "monitoring_ca_file": str(tmp_path / "missing-ca.crt"), "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable, **overrides}
+    _rc, tasks, _failed = run_playbook("localhost,", playbook, settings)
+    return {name: hosts["localhost"] for name, hosts in tasks.items() if "localhost" in hosts}
 
 
 def test_the_defaults_pass_the_settings_check(tmp_path):
