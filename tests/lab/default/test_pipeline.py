@@ -154,6 +154,17 @@ def test_consumer_cli_and_checkpoint_are_private(host, lab):
         assert checkpoint.user == owner and checkpoint.mode == 0o600
 
 
+def test_converge_inject_window_does_not_move_with_the_clock(lab, inventory_vars):
+    """site.yml's inject defaults to the last full UTC day, relative to now: a converge before midnight and an
+    idempotence run after it injected two different days (a CI run failed its idempotence so). The test lab's
+    converges inject an absolute day, pinned when it was created (molecule/shared/create.yml)."""
+    window = inventory_vars(lab["producer_host"], "weather_inject_start", "weather_inject_stop")
+    start, stop = (datetime.datetime.strptime(window[name], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+                   for name in ("weather_inject_start", "weather_inject_stop"))
+    assert stop - start == datetime.timedelta(days=1) and stop.time() == datetime.time(0), window
+    assert stop <= datetime.datetime.now(datetime.timezone.utc), f"{window}: the pinned day is not over yet"
+
+
 def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
     if lab["pipeline_producer_service_enabled"]:
         # The live services write and publish these stations continuously (test_live.py checks the flow): the
