@@ -1,7 +1,12 @@
-"""CA renewal verify (issue 14.7) of the rotation scenario: its side effect (molecule/shared/rotation.yml) rotates
-every secret, then renews the CA (playbooks/renew-ca.yml: stage trust, the traffic's client given both CAs, then leaves
-with new host keys and retire) under the same continuous acks=all traffic. The traffic check (sent = acked = consumed,
-0 failed) is test_rotation.py::test_kafka_traffic_lost_nothing_and_never_failed, over the whole window.
+"""CA renewal verify (issue 14.7), for the side effect molecule/shared/rotation-with-ca-renewal.yml: the rotation
+scenario's side effect plus a CA renewal (playbooks/renew-ca.yml: stage trust, the traffic's client given both CAs,
+then leaves with new host keys and retire) under the same continuous acks=all traffic.
+
+NOT WIRED into a Molecule scenario yet: the renewal has not been run on a lab (the machine was too loaded to converge
+one in the session that wrote it). To run it, point molecule/rotation/molecule.yml's side_effect at
+../shared/rotation-with-ca-renewal.yml and add this directory to its verifier (or copy these tests next to
+tests/lab/rotation/test_rotation.py, whose fixtures they use). The traffic check (sent = acked = consumed, 0 failed)
+is test_rotation.py::test_kafka_traffic_lost_nothing_and_never_failed, over the whole window.
 
 * only the new CA is trusted: every CA file of every host (ca.crt, system store, Kafka truststore, Telegraf's CA);
 * every TLS port serves a certificate the new CA alone verifies and the old CA refuses;
@@ -13,10 +18,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
-from test_rotation import Secret, ephemeral, lab, old, run_playbook  # noqa: F401  (fixtures lab, old)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rotation"))
+from test_rotation import Secret, ephemeral, lab, old, run_playbook  # noqa: E402,F401  (fixtures lab, old)
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
@@ -86,13 +94,11 @@ def test_every_service_serves_a_certificate_the_new_ca_alone_verifies_and_the_ol
             for which, expected in (("new", "Verify return code: 0 (ok)"), ("old", None)):
                 out = asker.run(f"openssl s_client -connect {lab['addresses'][name]}:{port} -servername {name} "
                                 f"-CAfile /tmp/isobar-test-{which}-ca.pem </dev/null 2>/dev/null | grep -F 'Verify return code'").stdout.strip()
-                # s_client prints the verdict again after a TLS 1.3 session ticket: every line must agree.
-                verdicts = {line.strip() for line in out.splitlines()}
                 if not out:
                     problems.append(f"{name}:{port}: no TLS answer")
-                elif expected and verdicts != {expected}:
+                elif expected and out != expected:
                     problems.append(f"{name}:{port} with the new CA: {out}")
-                elif not expected and any(v.startswith("Verify return code: 0 ") for v in verdicts):
+                elif not expected and out.startswith("Verify return code: 0 "):
                     problems.append(f"{name}:{port} still verifies with the old CA")
     finally:
         asker.run("rm -f /tmp/isobar-test-old-ca.pem /tmp/isobar-test-new-ca.pem")

@@ -1,6 +1,5 @@
-"""Molecule `rotation` verify: after molecule/shared/rotation.yml rotated every secret (playbooks/rotate-secrets.yml
--e rotate=all) and renewed the CA, which re-issues every TLS leaf certificate (playbooks/renew-ca.yml; its own checks:
-test_ca_renewal.py) on the converged test lab:
+"""Molecule `rotation` verify: after molecule/shared/rotation.yml rotated every secret and the TLS leaf certificates
+(playbooks/rotate-secrets.yml -e rotate=all,tls) on the converged test lab:
 
 * every OLD credential recorded by the side effect is refused (SCRAM logins fail, InfluxDB tokens get 401, the
   InfluxDB admin password cannot sign in, the Kafdrop front answers 401) and every NEW one (read through Ansible
