@@ -2,8 +2,8 @@
 scenario's side effect plus a CA renewal (playbooks/renew-ca.yml: stage trust, the traffic's client given both CAs,
 then leaves with new host keys and retire) under the same continuous acks=all traffic.
 
-NOT WIRED into a Molecule scenario yet: the renewal has not been run on a lab (the machine was too loaded to converge
-one in the session that wrote it). To run it, point molecule/rotation/molecule.yml's side_effect at
+Run on the test lab on 2026-12-04 (25 passed with tests/lab/rotation; 23275 sent = acked = read back, 0 failed, over
+the 19.4 min side effect) but not in make test: the side effect takes 20 min against the plain rotation's 7. To run it, point molecule/rotation/molecule.yml's side_effect at
 ../shared/rotation-with-ca-renewal.yml and add this directory to its verifier (or copy these tests next to
 tests/lab/rotation/test_rotation.py, whose fixtures they use). The traffic check (sent = acked = consumed, 0 failed)
 is test_rotation.py::test_kafka_traffic_lost_nothing_and_never_failed, over the whole window.
@@ -94,11 +94,13 @@ def test_every_service_serves_a_certificate_the_new_ca_alone_verifies_and_the_ol
             for which, expected in (("new", "Verify return code: 0 (ok)"), ("old", None)):
                 out = asker.run(f"openssl s_client -connect {lab['addresses'][name]}:{port} -servername {name} "
                                 f"-CAfile /tmp/isobar-test-{which}-ca.pem </dev/null 2>/dev/null | grep -F 'Verify return code'").stdout.strip()
+                # s_client prints the verdict again after a TLS 1.3 session ticket: every line must agree.
+                verdicts = {line.strip() for line in out.splitlines()}
                 if not out:
                     problems.append(f"{name}:{port}: no TLS answer")
-                elif expected and out != expected:
+                elif expected and verdicts != {expected}:
                     problems.append(f"{name}:{port} with the new CA: {out}")
-                elif not expected and out.startswith("Verify return code: 0 "):
+                elif not expected and any(v.startswith("Verify return code: 0 ") for v in verdicts):
                     problems.append(f"{name}:{port} still verifies with the old CA")
     finally:
         asker.run("rm -f /tmp/isobar-test-old-ca.pem /tmp/isobar-test-new-ca.pem")
