@@ -34,7 +34,9 @@ help: ## List the targets
 
 $(BIN)/.installed: requirements.txt
 	@echo "==> Python toolchain: $(VENV) from requirements.txt"
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ needed"'
+	@# the test fixtures unpack the artifact store with tarfile's extraction filters (3.11.4+; Debian 12's python3 is 3.11.2)
+	@$(PYTHON) -c 'import sys, tarfile; assert sys.version_info[:2] >= (3, 11) and hasattr(tarfile, "data_filter"), \
+	  f"Python 3.11.4+ needed (tarfile extraction filters), $(PYTHON) is {sys.version.split()[0]}: make PYTHON=/path/to/python3.11.4+"'
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian, apt-get install python3-venv" >&2; exit 1; }
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
