@@ -294,6 +294,13 @@ def _produce(params, module, store, source, start_ns, lag_ns, status, stop):
 
 
 # -- inject --------------------------------------------------------------------------------------------------
+def inject_stations(settings):
+    """The stations the inject service writes, from its settings (a settings file's raw object too: the lab tests
+    read /etc/isobar/inject.json, where the role leaves station_prefix at its default)."""
+    prefix = settings.get("station_prefix", INJECT_SETTINGS["station_prefix"][1])
+    return [f"{prefix}{i:02d}" for i in range(1, settings["stations"] + 1)]
+
+
 def run_inject(settings, stop=None):
     """The inject service's loop; returns the exit code."""
     stop = stop or _stopper()
@@ -301,7 +308,7 @@ def run_inject(settings, stop=None):
     if problems:
         raise ConfigError("; ".join(problems))
     module = ServiceModule(dict(settings))
-    stations = [f"{settings['station_prefix']}{i:02d}" for i in range(1, settings["stations"] + 1)]
+    stations = inject_stations(settings)
     profiles = {s: _station_profile(settings["seed"], s) for s in stations}
     status = StatusFile(settings["status_path"], "isobar-inject")
     status.update(force=True, stations=len(stations), interval_seconds=interval)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from fixtures.live_stream import missing_ticks, service_stations
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_live import inject_stations
+from fixtures.live_stream import missing_ticks
 
 SECOND = 10**9
 SETTINGS = {"stations": 5, "interval": "1s"}
@@ -10,6 +11,10 @@ SETTINGS = {"stations": 5, "interval": "1s"}
 
 def stream(stations, start, stop, step=SECOND, skip=()):
     return [{"station": s, "time_ns": t} for t in range(start, stop + step, step) for s in stations if t not in skip]
+
+
+def service_stations(settings):
+    return set(inject_stations(settings))
 
 
 def test_service_stations_follow_the_settings():

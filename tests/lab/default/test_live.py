@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.live_stream import missing_ticks, service_stations
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import parse_duration
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_live import inject_stations
+from fixtures.live_stream import missing_ticks
 from fixtures.prerequisites import require_module
 
 kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
@@ -158,8 +160,8 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(live):
     # no gap: every station of the inject service has every tick between the first and the last complete one
     with host.sudo():
         settings = json.loads(host.file("/etc/isobar/inject.json").content_string)
-    step = int(settings["interval"].rstrip("s")) * 10**9
-    gaps = missing_ticks((value for _, _, value, _ in records), service_stations(settings), step)
+    step = parse_duration(settings["interval"], "interval")
+    gaps = missing_ticks((value for _, _, value, _ in records), set(inject_stations(settings)), step)
     assert not gaps, f"ticks missing across the SIGKILL: {gaps}"
     ticks = {value["time_ns"] for _, _, value, _ in records}
     print(f"{len(records)} messages across the SIGKILL, distinct {len(ids)}, ticks {len(ticks)}")
