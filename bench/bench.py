@@ -310,6 +310,10 @@ class Bench:
         # The same re-run through the docker connection (as root, no SSH): what reaching the hosts like VMs costs.
         docker_s, docker = self.playbook("site.yml", "converge-rerun-docker", DOCKER_CONNECTION, report=True)
         load_docker = [load_rerun[-1], loadavg()]
+        # The same re-run through Mitogen (plugins/strategy/mitogen_linear.py, what make test's Molecule scenarios use).
+        mitogen_s, mitogen = self.playbook("site.yml", "converge-rerun-mitogen", report=True, env={
+            "ANSIBLE_STRATEGY_PLUGINS": str(self.src / "plugins" / "strategy"), "ANSIBLE_STRATEGY": "mitogen_linear"})
+        load_mitogen = [load_docker[-1], loadavg()]
         floor_book, floor_plays = self.floor_playbook(rerun)
         floor_s, _ = self.playbook(floor_book, "converge-floor")
         load_floor = [load_rerun[-1], loadavg()]
@@ -321,7 +325,9 @@ class Bench:
             "floor_s": round(floor_s, 1), "cold_stats": cold["stats"], "rerun_stats": rerun["stats"],
             "rerun_changed_tasks": self.changed_tasks(rerun), "floor_plays": floor_plays,
             "rerun_docker_s": round(docker_s, 1), "rerun_docker_stats": docker["stats"],
-            "loadavg": {"cold": load_cold, "rerun": load_rerun, "rerun_docker": load_docker, "floor": load_floor}}
+            "rerun_mitogen_s": round(mitogen_s, 1), "rerun_mitogen_stats": mitogen["stats"],
+            "loadavg": {"cold": load_cold, "rerun": load_rerun, "rerun_docker": load_docker, "rerun_mitogen": load_mitogen,
+                        "floor": load_floor}}
         how_floor = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts, each with as many "
                      f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`")
         self.add_row("converge_cold", "Cold converge (site.yml on bare hosts)", "s", round(cold_s, 1), round(floor_s, 1),
@@ -343,6 +349,14 @@ class Bench:
                          "connection as root (ansible_connection=community.docker.docker, ansible_host=lab_container; "
                          "the plays' become is then root to root): the cost of reaching the hosts like VMs (SSH with ControlPersist and pipelining, "
                          "sudo)")
+        mitogen_changed = sum(stats.get("changed", 0) for stats in mitogen["stats"].values())
+        self.add_row("converge_rerun_mitogen", f"Idempotent re-run through Mitogen (changed = {mitogen_changed})", "s",
+                     round(mitogen_s, 1), round(floor_s, 1),
+                     conditions=f"{host_tasks(mitogen)} host-tasks ok/changed; the plain re-run took {rerun_s:.1f} s "
+                                f"({ratio(mitogen_s, rerun_s)} of it); {load_range(load_mitogen)} (floor {load_range(load_floor)})",
+                     how="the same `ansible-playbook site.yml` re-run over SSH as deploy + sudo with "
+                         "ANSIBLE_STRATEGY=mitogen_linear (plugins/strategy); reference = the Ansible floor of the plain "
+                         "strategy, as for converge_rerun")
 
     def floor_playbook(self, rerun: dict) -> tuple[Path, list[dict]]:
         """The re-run's plays on the same hosts with as many no-op tasks as each play executed (tasks skipped on
