@@ -90,17 +90,17 @@ def day(days_ago: int) -> tuple[str, str]:
 
 
 def load_project_modules(src: Path):
-    """weather_inject (simulation, line protocol) and pipeline_producer (message format) of the measured tree,
-    loaded the way the unit tests load them."""
-    import ansible.module_utils  # noqa: PLC0415 - the venv's ansible, extended with our module_utils
-
-    ansible.module_utils.__path__.append(str(src / "plugins" / "module_utils"))
-    spec = importlib.util.spec_from_file_location("weather_inject", src / "plugins" / "modules" / "weather_inject.py")
-    inject = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(inject)
-    from ansible.module_utils import pipeline_producer  # noqa: PLC0415
-
-    return inject, pipeline_producer
+    """weather_inject (simulation, line protocol) and pipeline_producer (message format) of the measured tree, under
+    their collection names as the unit tests import them (pytest.ini: pythonpath collections). The modules import
+    their module_utils as ansible_collections.isobar.pipeline...: a bare file import fails since the checkout is a
+    collection."""
+    sys.path.insert(0, str(src / "collections"))
+    inject = importlib.import_module("ansible_collections.isobar.pipeline.plugins.modules.weather_inject")
+    producer = importlib.import_module("ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer")
+    for module in (inject, producer):  # the measured tree's code, not another checkout's
+        if not Path(module.__file__).resolve().is_relative_to(src.resolve()):
+            raise SystemExit(f"bench: {module.__name__} was imported from {module.__file__}, not from {src}")
+    return inject, producer
 
 
 def window_points(inject, stations: int, start: str, stop: str):
