@@ -204,7 +204,10 @@ class Bench:
         self.work = cache / "bench" / self.tag
         self.work.mkdir(parents=True, exist_ok=True)
         self.src, self.commit = self.source(cache / "bench" / "src")
+        # ansible.cfg loads no vault identity: the bench lab's vault is a copy of the lab's (bench/create.yml), under
+        # the lab's published throwaway identity (isobar_vault_id: lab).
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(self.src / "ansible.cfg"),
+                        ANSIBLE_VAULT_IDENTITY_LIST=f"lab@{self.src / 'inventories' / 'lab' / 'vault-password.txt'}",
                         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         self.inject_mod, self.producer_mod = load_project_modules(self.src)
         self.rows: list[dict] = []
