@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -319,9 +319,10 @@ class Bench:
         load_mitogen = [load_docker[-1], loadavg()]
         floor_book, floor_plays = self.floor_playbook(rerun)
         floor_s, _ = self.playbook(floor_book, "converge-floor")
-        load_floor = [load_rerun[-1], loadavg()]
-        changed = sum(stats.get("changed", 0) for stats in rerun["stats"].values())
+        load_floor = [load_mitogen[-1], loadavg()]
+        changed_count = lambda report: sum(s.get("changed", 0) for s in report["stats"].values())  # noqa: E731
         host_tasks = lambda report: sum(s.get("ok", 0) + s.get("changed", 0) for s in report["stats"].values())  # noqa: E731
+        changed = changed_count(rerun)
         floor_tasks = sum(p["tasks"] * len(p["hosts"]) for p in floor_plays)
         self.details["converge"] = {
             "create_hosts_s": round(create_s, 1), "cold_s": round(cold_s, 1), "rerun_s": round(rerun_s, 1),
@@ -343,7 +344,7 @@ class Bench:
                                 f"(floor {load_range(load_floor)})",
                      how=f"wall time of `ansible-playbook site.yml` right after the cold converge, changed count summed "
                          f"over the recap's hosts (must be 0); {how_floor}")
-        docker_changed = sum(stats.get("changed", 0) for stats in docker["stats"].values())
+        docker_changed = changed_count(docker)
         self.add_row("converge_rerun_ssh_vs_docker", "Idempotent re-run over SSH as deploy + sudo", "s", round(rerun_s, 1),
                      round(docker_s, 1),
                      conditions=f"changed = {changed} over SSH, {docker_changed} through docker; {load_range(load_rerun)} "
@@ -352,7 +353,7 @@ class Bench:
                          "connection as root (ansible_connection=community.docker.docker, ansible_host=lab_container; "
                          "the plays' become is then root to root): the cost of reaching the hosts like VMs (SSH with ControlPersist and pipelining, "
                          "sudo)")
-        mitogen_changed = sum(stats.get("changed", 0) for stats in mitogen["stats"].values())
+        mitogen_changed = changed_count(mitogen)
         self.add_row("converge_rerun_mitogen", f"Idempotent re-run through Mitogen (changed = {mitogen_changed})", "s",
                      round(mitogen_s, 1), round(floor_s, 1),
                      conditions=f"{host_tasks(mitogen)} host-tasks ok/changed; the plain re-run took {rerun_s:.1f} s "

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 def task_parent(tmp_path: Path, strategy: str | None) -> str:
     play = tmp_path / "play.yml"
     play.write_text("""
