@@ -37,6 +37,9 @@ def mon(inventory_vars, lab_host):
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host(name).file(facts["kafka_ca_file"]).content_string)
     facts["name"] = name
+    # Brokers running the JMX exporter agent (on their command line; kafka_jmx_exporter_enabled is a role default).
+    facts["jmx_agent"] = {b: "-javaagent:" in lab_host(b).file("/etc/systemd/system/kafka.service").content_string
+                          for b in facts["groups"].get("kafka_brokers", [])}
     facts["context"] = ssl.create_default_context(cafile=handle.name)
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     facts["alertmanager"] = f"https://{facts['isobar_address']}:{facts['monitoring_alertmanager_port']}"
@@ -108,6 +111,9 @@ def test_every_scrape_target_is_up(mon):
     assert jobs["prometheus"] == jobs["alertmanager"] == {mon["name"]}, jobs
     if groups.get("influxdb"):
         assert jobs["influxdb"] == set(groups["influxdb"]), jobs
+    # Every broker whose inventory runs the JMX exporter agent (the lab's do), and no other host.
+    agents = {b for b in groups.get("kafka_brokers", []) if mon["jmx_agent"][b]}
+    assert jobs.get("kafka", set()) == agents, jobs
 
 
 def test_the_roles_alert_rules_are_loaded(mon):

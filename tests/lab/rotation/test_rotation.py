@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
@@ -90,6 +91,11 @@ def lab(inventory_vars, lab_host):
     facts["ca_file"] = handle.name
     facts["addresses"] = {name: inventory_vars(name, "isobar_address")["isobar_address"] for name in facts["groups"]["all"]}
     facts["users"] = [facts["kafka_admin_user"]] + list(facts["kafka_service_users"])
+    # Brokers running the JMX exporter agent (on their command line), and its port (a kafka role default).
+    facts["jmx_agent"] = {name: "-javaagent:" in lab_host(name).file("/etc/systemd/system/kafka.service").content_string
+                          for name in facts["groups"]["kafka_brokers"]}
+    facts["kafka_jmx_exporter_port"] = yaml.safe_load(
+        (ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())["kafka_jmx_exporter_port"]
     yield facts
     Path(handle.name).unlink(missing_ok=True)
 
@@ -287,6 +293,9 @@ def test_every_tls_port_serves_a_new_certificate(lab, old, lab_host):
         asked_from.update({(h, lab["monitoring_node_exporter_port"]): monitor for h in groups["all"]})
         asked_from.update({(h, port): monitor for h in groups["monitoring"]
                            for port in (lab["monitoring_prometheus_port"], lab["monitoring_alertmanager_port"])})
+        # The brokers' JMX exporter agent (its PKCS#12 copy of the host certificate is renewed by the same step).
+        asked_from.update({(b, lab["kafka_jmx_exporter_port"]): monitor for b in groups["kafka_brokers"]
+                           if lab["jmx_agent"][b]})
     problems = []
     for (name, port), asker_name in asked_from.items():
         asker = lab_host(asker_name)
