@@ -28,6 +28,10 @@ class _FragmentLoader:
     finds through doc_fragment_plugins in ansible.cfg)."""
 
     def get(self, name):
+        if not name.startswith(COLLECTION + "."):  # ansible-core's own (files): its fragment_loader finds them
+            from ansible.plugins.loader import fragment_loader
+
+            return fragment_loader.get(name)
         name = name.removeprefix(COLLECTION + ".")
         if not (ROOT / "plugins" / "doc_fragments" / f"{name}.py").is_file():
             return None
@@ -80,6 +84,10 @@ def _compare(doc_options, spec, path=""):
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_the_argument_spec(name):
     module, spec, kwargs = _argument_spec(name)
+    if kwargs.get("add_file_common_args"):  # AnsibleModule adds them (documented by the files fragment)
+        from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
+
+        spec = dict(spec, **FILE_COMMON_ARGUMENTS)
     doc = _documentation(module)
     assert doc["module"] == name and doc["short_description"]
     assert kwargs.get("supports_check_mode") is True
