@@ -64,7 +64,9 @@ def test_only_kafdrop_skips_directly():
     allowed = {("tests/integration/test_artifacts.py", "Kafdrop"), ("tests/lab/default/test_kafdrop.py", "Kafdrop"),
                ("tests/lab/default/test_kafka_metrics.py", "inventory choice"),
                ("tests/lab/default/test_monitoring.py", "inventory choice"),
-               ("tests/lab/default/test_dashboards.py", "inventory choice")}
+               ("tests/lab/default/test_dashboards.py", "inventory choice"),
+               ("tests/lab/failover/test_failover.py", "inventory choice"),
+               ("tests/lab/default/test_browser.py", "inventory choice")}
     found = set()
     for path in sorted((ROOT / "tests").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
