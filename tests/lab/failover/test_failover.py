@@ -20,6 +20,7 @@ import os
 import struct
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
@@ -167,6 +168,47 @@ def test_restarted_brokers_accepted_logins(report):
     checks = report["scram_logins_after_restarts"]
     assert checks, "the drill did not probe the brokers' logins after the restarts"
     assert all(c["rejecting_brokers"] == [] and c["rc"] == 0 for c in checks.values()), checks
+
+
+def _receiver_notifications(receiver, alertname: str) -> list[tuple[float, str]]:
+    """(received epoch s, status) of every alert named alertname the alert receiver recorded."""
+    import datetime
+
+    found = []
+    for line in receiver.file("/var/lib/alert-receiver/alerts.jsonl").content_string.splitlines():
+        try:
+            record = json.loads(line)
+            alerts = record["body"].get("alerts") or []
+        except (ValueError, KeyError, AttributeError):
+            continue  # an InfluxDB notification or another POST, not Alertmanager's
+        received = datetime.datetime.fromisoformat(record["received"]).timestamp()
+        found += [(received, a.get("status")) for a in alerts if (a.get("labels") or {}).get("alertname") == alertname]
+    return found
+
+
+def test_under_replicated_alert_reached_the_receiver_while_down_then_resolved(report, inventory_vars, lab_host):
+    """Issue 17: while one broker is down, Prometheus' KafkaUnderReplicatedPartitions (from the brokers' JMX exporter,
+    for 1 min) fires and Alertmanager delivers it to the alert receiver before the broker restarts; a resolved
+    notification follows the restart (Alertmanager sends it at its next group interval: up to 3 min are allowed)."""
+    groups = inventory_vars("localhost", "groups")["groups"]
+    if not groups.get("monitoring") or not inventory_vars(groups["monitoring"][0], "monitoring_enabled")["monitoring_enabled"]:
+        pytest.skip("monitoring_enabled is false or no monitoring group in this inventory: no alert to look for")
+    marks = report["one_broker_down"]["marks"]
+    stop, start = float(marks["stop_begin"]), float(marks["start_begin"])
+    receiver = lab_host(groups["pipeline"][0])
+    deadline = time.monotonic() + 180
+    while True:
+        seen = _receiver_notifications(receiver, "KafkaUnderReplicatedPartitions")
+        firing = [t for t, status in seen if status == "firing" and stop <= t <= start + 5]
+        resolved = [t for t, status in seen if status == "resolved" and t > start]
+        if (firing and resolved) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    print(f"broker down {start - stop:.0f} s; URP alert delivered {[round(t - stop) for t in firing]} s after the stop, "
+          f"resolved {[round(t - start) for t in resolved]} s after the restart")
+    assert firing, (f"no firing KafkaUnderReplicatedPartitions reached the receiver while the broker was down "
+                    f"({start - stop:.0f} s; the alert needs 1 min + a scrape + group_wait): {seen[-5:]}")
+    assert resolved, f"no resolved KafkaUnderReplicatedPartitions after the restart: {seen[-5:]}"
 
 
 def _png_size(path: Path) -> tuple[int, int]:
