@@ -79,9 +79,18 @@ bench: venv artifacts ## Benchmark on a private bench lab (isobar-bench-*): tabl
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 .PHONY: lint
-lint: venv ## yamllint + ansible-lint (production profile)
+lint: venv ## yamllint + ansible-lint (production profile) + ansible-test sanity of the collection
 	yamllint --strict .
 	ansible-lint --profile production
+	tools/ansible-test/sanity
+
+.PHONY: sanity
+sanity: venv ## ansible-test sanity of the collection's plugins, roles, playbooks and meta (tools/ansible-test/sanity)
+	tools/ansible-test/sanity
+
+.PHONY: collection
+collection: venv ## Build the collection artifact isobar-pipeline-<version>.tar.gz into .reports/collection/
+	ansible-galaxy collection build --force --output-path .reports/collection .
 
 .PHONY: test-unit
 test-unit: venv ## Unit tests (no servers)

@@ -71,7 +71,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         drill, state = _plain(args["drill"]), _plain(args["state"])
         missing = [key for key in DRILL_KEYS if key not in drill]
         if missing:

@@ -19,6 +19,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.isobar.pipeline.plugins.plugin_utils.vault_identity import (
     VaultIdentityError, choose_vault_id, header_vault_id)
 
+
 def _plain(value):
     """Plain Python types for yaml.safe_dump (ansible-core 2.19 hands over tagged str/dict/list subclasses)."""
     if isinstance(value, dict):

@@ -56,14 +56,14 @@ def pem_bundle(texts) -> str:
         for cert, pem in _certificates(text, index):
             fingerprint = cert.fingerprint(hashes.SHA256()).hex()
             unique[fingerprint] = (cert.not_valid_before_utc, fingerprint, pem)
-    return "".join(pem for _, _, pem in sorted(unique.values()))
+    return "".join(pem for dummy, dummy, pem in sorted(unique.values()))
 
 
 def pem_fingerprints(text) -> list[str]:
     """SHA-256 fingerprints (hex, lower case) of the certificates of one PEM text, in file order."""
     from cryptography.hazmat.primitives import hashes
 
-    return [cert.fingerprint(hashes.SHA256()).hex() for cert, _ in _certificates(text, 1)]
+    return [cert.fingerprint(hashes.SHA256()).hex() for cert, dummy in _certificates(text, 1)]
 
 
 class FilterModule:

@@ -45,7 +45,7 @@ def hashed_requirements(sha256sums, requirements=()):
     if not projects:
         raise AnsibleFilterError("the wheel index lists no wheel: rebuild the store (make artifacts)")
     for requirement in requirements or ():
-        name, _, version = str(requirement).partition("==")
+        name, dummy, version = str(requirement).partition("==")
         entry = projects.get(_canonical(name.strip()))
         if not version or entry is None or entry["version"] != version.strip():
             have = f"{name.strip()} {entry['version']}" if entry else f"no {name.strip()}"

@@ -54,7 +54,7 @@ def _grid(panels, width=12, height=8):
         panel["gridPos"] = {"x": x, "y": y, "w": w, "h": h}
         x += w
         row_height = max(row_height, h)
-    return [panel for panel, _, _ in placed]
+    return [panel for panel, dummy, dummy in placed]
 
 
 def _dashboard(uid, title, tags, panels, refresh="30s", time_from="now-6h"):

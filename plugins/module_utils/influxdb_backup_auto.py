@@ -180,7 +180,7 @@ def write_status(path, status):
 def free_name(backup_dir):
     """A name for a backup taken now that no backup or partial directory of backup_dir has (two runs in one
     second: the second waits for the next one)."""
-    for _ in range(5):
+    for dummy in range(5):
         name = utc_name()
         if not any(os.path.exists(os.path.join(backup_dir, n)) for n in (name, name + PARTIAL_SUFFIX)):
             return name
@@ -241,7 +241,7 @@ def backup_once(settings):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", required=True, help="JSON settings file (mode 0600/0640: it holds the operator token)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
@@ -259,5 +259,5 @@ def main(argv=None):
     return 0 if run["ok"] else EXIT_FAILED
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the service's entry point (systemd reads its exit status)
+    raise SystemExit(main())

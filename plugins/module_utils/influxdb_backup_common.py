@@ -149,7 +149,8 @@ def holds_the_backup(manifest, counts_before, target_buckets, counts_now):
     """Whether a target already holds exactly this backup, so that restoring it would change nothing.
 
     target_buckets: {bucket id: name} of the target; counts_now: a function returning its current value counts
-    of the buckets the backup counted (called only when the buckets match, counting reads every point). True only when the target's buckets are the backup's, IDs included (IDs are random, so equal
+    of the buckets the backup counted (called only when the buckets match, counting reads every point).
+    True only when the target's buckets are the backup's, IDs included (IDs are random, so equal
     IDs mean the backup's KV store is the target's), and every count recorded at backup time is the target's now
     (no point written or lost since). A backup without recorded counts cannot be compared: False.
     """
@@ -167,8 +168,7 @@ def iter_shards(manifest):
     for bucket in manifest.get("buckets") or []:
         for policy in bucket.get("retentionPolicies") or []:
             for group in policy.get("shardGroups") or []:
-                for shard in group.get("shards") or []:
-                    yield shard
+                yield from group.get("shards") or []
 
 
 def fail_format(module, path, exc):

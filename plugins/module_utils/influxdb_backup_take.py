@@ -190,7 +190,7 @@ def take_backup(module, api, path, base, count_ids, token, org="", label="", inf
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
         # Counted first: the snapshot then holds at least these values (writes may add more, never fewer).
-        for name, (org_id, _) in count_ids.items():
+        for name, (org_id, dummy) in count_ids.items():
             counts[name] = count_values(api, org_id, name)
         backup = Backup(module, api, path, base)
         manifest = backup.metadata()

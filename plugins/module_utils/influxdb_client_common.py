@@ -25,7 +25,10 @@ try:
     from influxdb_client.rest import ApiException
 except ImportError:  # reported by InfluxDBApi.__init__ through missing_required_lib
     InfluxDBClient = None
-    ApiException = Exception
+
+    class ApiException(Exception):
+        """Stand-in so the except clauses stay valid; never raised (no client, no call)."""
+
     INFLUXDB_CLIENT_IMPORT_ERROR = traceback.format_exc()
 
 NOTHING_CHANGED = "Nothing was changed."

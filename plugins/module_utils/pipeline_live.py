@@ -353,7 +353,7 @@ def run_inject(settings, stop=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("service", choices=["producer", "inject"])
     parser.add_argument("--config", required=True, help="JSON settings file (mode 0600/0640: it holds secrets)")
     args = parser.parse_args(argv)
@@ -368,5 +368,5 @@ def main(argv=None):
         return EXIT_CONFIG
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the service's entry point (systemd reads its exit status)
+    raise SystemExit(main())

@@ -111,10 +111,10 @@ class Run:
         consumer = KafkaConsumer(**config)
         try:
             consumer.assign(list(todo))
-            for tp, (start, _) in todo.items():
+            for tp, (start, dummy) in todo.items():
                 consumer.seek(tp, start)
             deadline = time.monotonic() + max(60, self.p["request_timeout"] * 4)
-            while any(consumer.position(tp) < end for tp, (_, end) in todo.items()):
+            while any(consumer.position(tp) < end for tp, (dummy, end) in todo.items()):
                 if time.monotonic() > deadline:
                     raise PipelineError("reading back the records of the interrupted batch took too long")
                 for tp, records in consumer.poll(timeout_ms=500).items():

@@ -23,7 +23,9 @@ def _noise(seed, station, ts, field):
 
 
 def _station_profile(seed, station):
-    pick = lambda field, low, high: low + (high - low) * (_noise(seed, station, -1, field) + 1) / 2  # noqa: E731
+    def pick(field, low, high):
+        return low + (high - low) * (_noise(seed, station, -1, field) + 1) / 2
+
     return {"temperature": pick("temperature", 4.0, 20.0), "humidity": pick("humidity", 45.0, 80.0),
             "pressure": pick("pressure", 1005.0, 1022.0), "wind_speed": pick("wind_speed", 1.0, 7.0)}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: failover_drill_report
+author: Isobar contributors (@isobar)
 short_description: Compute, write and draw the report of the broker failover drill on the controller
 description:
   - Computes the figures and checks of the broker failover drill (playbooks/broker-failover.yml) from the drill's

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: grafana_dashboard
 short_description: Write a Grafana dashboard of the pipeline, generated from code, for file provisioning
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 requirements:
   - Python 3 on the managed host (no client library; Grafana reads the file, this module never calls it)
 description:

@@ -29,7 +29,7 @@ description:
     names the holder. The live producer service (C(isobar-producer)) holds the lock of its checkpoint while it
     runs, so stop it before a one-shot run on the same checkpoint.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.influxdb_connection
@@ -176,7 +176,7 @@ checkpoint:
   returned: always
   type: dict
   contains:
-    time: {description: Time of the last published point (RFC3339, ns) or null., type: str}
+    time: {description: "Time of the last published point (RFC3339, ns) or null.", type: str}
     key: {description: Key tag value of the last published point or null., type: str}
     delivered_total: {description: Messages published through this checkpoint since it was created., type: int}
     pending: {description: Messages in an unfinished batch (0 after a successful run)., type: int}
@@ -202,7 +202,7 @@ def main():
     argument_spec.update(
         bucket=dict(type="str", required=True),
         measurement=dict(type="str", default="weather"),
-        key_tag=dict(type="str", default="station"),
+        key_tag=dict(type="str", default="station", no_log=False),
         topic=dict(type="str", required=True),
         checkpoint_path=dict(type="path", required=True),
         start=dict(type="str", default="1970-01-01T00:00:00Z"),

@@ -27,7 +27,7 @@ description:
   - InfluxDB has no API that maps a token value to its authorization; O(current_token) is taken to belong to the
     authorization with this description when the server accepts it and the description is unique in the org.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes

@@ -14,7 +14,7 @@ description:
     C(GET /api/v2/backup/metadata)) and then the TSM snapshot of every shard (C(GET /api/v2/backup/shards/<id>)),
     the protocol of C(influx backup), into the new directory O(path).
   - The files are those C(influx backup) writes (manifest version 2, gzip), so C(influx restore --full) can restore
-    them as well as M(influxdb_restore). Next to them a sidecar C(<base>.isobar.json) records the sha256 of every
+    them as well as M(isobar.pipeline.influxdb_restore). Next to them a sidecar C(<base>.isobar.json) records the sha256 of every
     file, the fingerprint (sha256) of the operator token used - a full restore brings back the tokens of the backup,
     so a restore can tell in advance whether the token it holds will still exist afterwards - and the value counts
     of O(count_buckets).
@@ -24,7 +24,7 @@ description:
   - Every run takes a new backup (a real change). In check mode the token and O(count_buckets) are checked and
     nothing is written.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes

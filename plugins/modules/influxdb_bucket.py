@@ -14,7 +14,7 @@ description:
   - Only the options given are managed; the others are left as they are on the server.
   - System buckets (names starting with C(_)) are refused.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes
@@ -68,7 +68,7 @@ bucket:
   contains:
     id: {description: Bucket ID (empty in check mode before creation)., type: str}
     name: {description: Name., type: str}
-    retention: {description: Retention as a duration, C(0s) = forever., type: str}
+    retention: {description: "Retention as a duration, C(0s) = forever.", type: str}
     retention_seconds: {description: Retention in seconds., type: int}
     shard_group_duration: {description: Shard group duration., type: str}
     description: {description: Description., type: str}

@@ -18,7 +18,7 @@ description:
   - InfluxDB replaces every C(start) and C(every) argument of the query by the check's O(every), so a check only
     sees points whose timestamps fall in the last O(every) when it runs.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes
@@ -258,7 +258,10 @@ def api_body(desired, org_id):
 
 def desired_state(module):
     params = module.params
-    fail = lambda msg: module.fail_json(msg=f"{msg}. {NOTHING_CHANGED}")  # noqa: E731
+
+    def fail(msg):
+        module.fail_json(msg=f"{msg}. {NOTHING_CHANGED}")
+
     try:
         every = parse_duration(params["every"], "every")
         offset = parse_duration(params["offset"], "offset")

@@ -11,12 +11,12 @@ module: influxdb_notification_endpoint
 short_description: Manage an InfluxDB 2 HTTP notification endpoint by name
 description:
   - Creates, updates or deletes an HTTP notification endpoint of an organization, identified by its name.
-    Notification rules (M(influxdb_notification_rule)) send statuses of checks to it.
+    Notification rules (M(isobar.pipeline.influxdb_notification_rule)) send statuses of checks to it.
   - InfluxDB keeps the endpoint's credentials (O(bearer_token), O(username), O(password)) as secrets it never
     returns, so they cannot be compared; they are sent on creation, and on every run with
     O(update_secrets=always) (which then always reports a change).
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes

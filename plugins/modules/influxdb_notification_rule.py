@@ -14,7 +14,7 @@ description:
     rule reads the statuses the checks wrote to C(_monitoring) since its last run and sends those matching
     O(status_rules) and O(tag_rules) to the notification endpoint O(endpoint).
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes

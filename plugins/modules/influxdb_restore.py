@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: influxdb_restore
 short_description: Fully restore an InfluxDB 2 backup onto an instance (a fresh one in particular), through its API
 description:
-  - Restores a backup written by M(influxdb_backup) or C(influx backup) the way C(influx restore --full) does -
+  - Restores a backup written by M(isobar.pipeline.influxdb_backup) or C(influx backup) the way C(influx restore --full) does -
     C(POST /api/v2/restore/kv), C(/api/v2/restore/sql), then C(/api/v2/restore/shards/<id>) for every shard - so the
     instance afterwards holds exactly the backup's organizations, users, buckets, tasks, checks, tokens and points.
   - B(Tokens.) A full restore replaces every authorization with those of the backup. The O(token) the restore runs
@@ -29,7 +29,7 @@ description:
     alone (C(changed=false), RV(target_state=restored)), with or without O(force) - a re-run converges.
   - In check mode the backup and the target are inspected (and a refusal reported) exactly as in a real run.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes
@@ -156,10 +156,9 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_co
 RESTORE_USER = "isobar-restore"
 
 
-
 def throwaway_password():
     alphabet = string.ascii_letters + string.digits
-    return "Rx9-" + "".join(secrets.choice(alphabet) for _ in range(28))
+    return "Rx9-" + "".join(secrets.choice(alphabet) for dummy in range(28))
 
 
 def upload(api, path, name, compression, what):
@@ -216,7 +215,7 @@ def main():
                   counts_before=dict(sidecar.get("counts") or {}),
                   backup=dict(basename=base, created=sidecar.get("created", ""),
                               influxdb_version=sidecar.get("influxdb_version", ""), buckets=buckets,
-                              shards=len(shard_entries), bytes=sum(size for _, size in files)))
+                              shards=len(shard_entries), bytes=sum(size for dummy, size in files)))
 
     recorded = sidecar.get("operator_token_sha256")
     if recorded and recorded != token_fingerprint(token):

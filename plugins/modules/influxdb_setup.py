@@ -19,7 +19,7 @@ description:
     that fails half-way can then never lose it. Without O(token) InfluxDB generates one, returned once in RV(token).
   - Tokens and passwords are never shown in the diff.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes

@@ -19,7 +19,7 @@ description:
   - Entries are validated before anything changes (resource type, pattern type, operations that apply to
     the resource type, principal syntax).
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.attributes

@@ -17,7 +17,7 @@ description:
     restarts poll it with C(until) before taking the next broker down.
   - Read-only; it never changes anything, so C(changed) is always false.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.attributes

@@ -27,7 +27,7 @@ description:
     the actions applied and not applied, and the topic as it is now."
   - Connects with kafka-python's admin client (SASL_SSL, SCRAM, explicit API version).
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.attributes
@@ -287,7 +287,7 @@ FAULT_ENV = "ISOBAR_FAULT_INJECT"
 
 
 def _pause_for_test(kind):
-    stage, _, path = os.environ.get(FAULT_ENV, "").partition(":" + kind + ":")
+    stage, dummy, path = os.environ.get(FAULT_ENV, "").partition(":" + kind + ":")
     if stage != "pause_after" or not path:
         return
     with open(path + ".paused", "w"):

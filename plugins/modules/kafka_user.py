@@ -17,7 +17,7 @@ description:
     changes; if the broker refuses it, the credential is replaced (password rotation).
   - The password is never returned nor shown in diffs.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.attributes
@@ -207,7 +207,7 @@ def main():
             if action != "delete":
                 # The credential is in the metadata: wait until a login with it succeeds, so the next task
                 # (a client restarted with this password) does not race the brokers.
-                _, usable = await_read_your_write(
+                dummy, usable = await_read_your_write(
                     lambda: password_works(p, name, p["password"], p["mechanism"]), True)
                 if not usable:
                     raise KafkaModuleError(f"the {action} was applied but logging in with the new password "

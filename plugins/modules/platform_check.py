@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: platform_check
+author: Isobar contributors (@isobar)
 short_description: Refuse a host whose release the calling role does not support
 description:
   - Compares the host's gathered facts (C(distribution), C(distribution_release)) with the platforms the calling role

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: restart_pending
 short_description: Tell whether a running systemd service loaded its files before they last changed
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 requirements:
   - systemd (C(systemctl)) on the managed host
 description:

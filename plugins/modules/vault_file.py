@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: vault_file
+author: Isobar contributors (@isobar)
 short_description: Merge secrets into a whole-file Ansible Vault YAML file on the controller
 description:
   - Reads an Ansible Vault encrypted YAML file (or starts an empty one), sets the given top-level

@@ -23,7 +23,7 @@ description:
   - Point schema is measurement O(measurement), tag C(station) (C(<station_prefix>01) ...), float fields
     C(temperature), C(humidity), C(pressure), C(wind_speed), precision seconds.
 version_added: "1.0.0"
-author: Isobar contributors
+author: Isobar contributors (@isobar)
 extends_documentation_fragment:
   - isobar.pipeline.influxdb_connection
   - isobar.pipeline.attributes
@@ -170,6 +170,7 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_co
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration)
 from ansible_collections.isobar.pipeline.plugins.module_utils.weather_simulation import (  # noqa: F401 (FIELDS: tests)
     FIELDS, _station_profile, line, simulate)
+
 
 def resolve_time(text, now, what):
     """RFC 3339, 'now', or +/-duration relative to now -> epoch seconds. Raises ValueError."""

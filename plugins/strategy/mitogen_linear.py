@@ -14,6 +14,33 @@ This file only names Mitogen's own plugin, so that the path above holds whatever
 
 from __future__ import annotations
 
-from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+DOCUMENTATION = r"""
+name: mitogen_linear
+short_description: Ansible's linear strategy run through Mitogen (one Python per host)
+version_added: "0.2.0"
+author: Isobar contributors (@isobar)
+description:
+  - Names the pinned C(mitogen) package's own C(mitogen_linear) strategy, so that a C(strategy_plugins) path to this
+    directory works whatever the virtualenv's Python version.
+  - Tasks run in the order of the linear strategy, over the same connection and become method, in one persistent
+    interpreter per host instead of a module upload and a new interpreter per task.
+requirements:
+  - mitogen (requirements.txt pins the version)
+"""
+
+try:
+    from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+except ImportError as exc:  # a venv without mitogen: the play stops at once, naming what is missing
+    MITOGEN_IMPORT_ERROR = exc
+
+    from ansible.errors import AnsibleError
+    from ansible.plugins.strategy.linear import StrategyModule as _LinearStrategy
+
+    class StrategyModule(_LinearStrategy):
+        """Refuses to run: the strategy this file names is not installed."""
+
+        def __init__(self, *args, **kwargs):
+            raise AnsibleError(f"strategy mitogen_linear needs the mitogen package (requirements.txt pins it): "
+                               f"{MITOGEN_IMPORT_ERROR}")
 
 __all__ = ["StrategyModule"]

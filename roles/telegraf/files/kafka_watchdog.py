@@ -69,7 +69,7 @@ def restart(service, grace_seconds, run=subprocess.run, sleep=time.sleep):
     other outputs (InfluxDB) flush what they hold, SIGKILL after grace_seconds, start again.
     """
     run(["systemctl", "kill", "--signal=SIGTERM", service], check=False)
-    for _ in range(max(grace_seconds, 0) * 4):
+    for dummy in range(max(grace_seconds, 0) * 4):
         if run(["systemctl", "is-active", "--quiet", service], check=False).returncode != 0:
             break
         sleep(0.25)

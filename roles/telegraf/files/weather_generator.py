@@ -37,10 +37,10 @@ def main() -> int:
         parser.error(f"measurement {args.measurement!r}: letters, digits, _ . - only")
 
     rng = random.Random(args.seed)
-    state = {s: {f: rng.uniform(lo + (hi - lo) / 4, hi - (hi - lo) / 4) for f, (lo, hi, _) in FIELDS.items()}
+    state = {s: {f: rng.uniform(lo + (hi - lo) / 4, hi - (hi - lo) / 4) for f, (lo, hi, dummy) in FIELDS.items()}
              for s in args.stations}
     measurement = args.measurement
-    for _ in sys.stdin:
+    for dummy in sys.stdin:
         now = time.time_ns()
         lines = []
         for station, values in state.items():
