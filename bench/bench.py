@@ -50,12 +50,22 @@ TEST_BUDGET_S = 2400  # the whole warm make test within 40 minutes (issues 12, 1
 # Molecule actions that get a row of their own, per scenario; the others (dependency, syntax, cleanup, prepare...)
 # are summed into one "other steps" row.
 MOLECULE_ROW_ACTIONS = ("create", "converge", "idempotence", "side_effect", "verify", "destroy")
-# Extra variables that reach the bench lab's hosts through the lab engine's docker connection as root instead of SSH.
-DOCKER_CONNECTION = {"ansible_connection": "community.docker.docker", "ansible_host": "{{ lab_container }}",
-                     "ansible_user": "root"}
+# The lab engine's docker connection as root instead of SSH, for the bench lab's hosts only (docker_overlay).
+DOCKER_CONNECTION = {"ansible_connection": "community.docker.docker", "ansible_user": "root"}
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+def docker_overlay(hostvars: dict) -> dict:
+    """An extra inventory source giving each lab host (one with a lab_container) the docker connection to its
+    container, by name. Host variables, not extra variables: extra variables also reach the tasks a play delegates
+    to localhost (the pki role's CA tasks failed with "'lab_container' is undefined")."""
+    hosts = {name: dict(DOCKER_CONNECTION, ansible_host=values["lab_container"])
+             for name, values in sorted(hostvars.items()) if values.get("lab_container") and name != "localhost"}
+    if not hosts:
+        raise ValueError("no host of the bench inventory has a lab_container: nothing to reach through docker")
+    return {"all": {"hosts": hosts}}
+
+
 def loadavg() -> float:
     """The machine's 1-minute load average (containers share the kernel: the lab's load is in it)."""
     with open("/proc/loadavg", encoding="ascii") as handle:
@@ -238,10 +248,15 @@ class Bench:
 
     # -- running Ansible -------------------------------------------------------------------------
     def playbook(self, playbook: Path | str, name: str, extra: dict | None = None, *, report: bool = False,
-                 env: dict | None = None) -> tuple[float, dict | None]:
-        """Run a playbook (path relative to the measured tree) on the bench lab. Returns (wall seconds, the json
-        callback's report when report=True). Output: <work>/<name>.log or .json. Failure: StepFailed."""
+                 env: dict | None = None, inventory: dict | None = None) -> tuple[float, dict | None]:
+        """Run a playbook (path relative to the measured tree) on the bench lab, with inventory as an extra inventory
+        source when given. Returns (wall seconds, the json callback's report when report=True). Output:
+        <work>/<name>.log or .json. Failure: StepFailed."""
         command = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", "bench/inventory"]
+        if inventory:
+            overlay = self.work / f"{name}.inventory.yml"
+            overlay.write_text(json.dumps(inventory, indent=2), encoding="utf-8")  # JSON is YAML
+            command += ["-i", str(overlay)]
         if extra:
             command += ["-e", json.dumps(extra)]
         run_env = dict(self.env, **(env or {}))
@@ -265,6 +280,16 @@ class Bench:
             why = self.report_failures(data) if data else self.log_failures(out)
             raise StepFailed(f"{Path(playbook).name} failed (rc {rc}): {why} (log {out})")
         return seconds, data
+
+    def inventory_hostvars(self) -> dict:
+        """{host: {lab_container}} of the bench inventory as Ansible reads it (only that name is kept: the rest may
+        hold the environment's secrets)."""
+        proc = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", "bench/inventory", "--list"], cwd=self.src,
+                              env=self.env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise StepFailed(f"ansible-inventory -i bench/inventory --list failed: {proc.stderr.strip()[-500:]}")
+        hostvars = json.loads(proc.stdout).get("_meta", {}).get("hostvars", {})
+        return {name: {"lab_container": values.get("lab_container")} for name, values in hostvars.items()}
 
     @staticmethod
     def report_failures(report: dict) -> str:
@@ -311,7 +336,8 @@ class Bench:
         rerun_s, rerun = self.playbook("site.yml", "converge-rerun", report=True)
         load_rerun = [load_cold[-1], loadavg()]
         # The same re-run through the docker connection (as root, no SSH): what reaching the hosts like VMs costs.
-        docker_s, docker = self.playbook("site.yml", "converge-rerun-docker", DOCKER_CONNECTION, report=True)
+        docker_s, docker = self.playbook("site.yml", "converge-rerun-docker", report=True,
+                                         inventory=docker_overlay(self.inventory_hostvars()))
         load_docker = [load_rerun[-1], loadavg()]
         # The same re-run through Mitogen (plugins/strategy/mitogen_linear.py, what make test's Molecule scenarios use).
         mitogen_s, mitogen = self.playbook("site.yml", "converge-rerun-mitogen", report=True, env={
