@@ -136,7 +136,7 @@ def platform_dashboard(datasource_uid, topics=(), uid="isobar-platform", title="
                        with_pipeline_exporter=False):
     """Brokers (controller, partitions at risk, traffic per topic, requests, ISR changes), the pipeline's throughput
     on its topics, the hosts (CPU, memory, disk, targets up) and InfluxDB's API. The consumer-lag and producer-lag
-    panels need the pipeline exporter (tools/pipeline_exporter.py) scraped as job pipeline: with_pipeline_exporter."""
+    panels need the pipeline exporter (roles/pipeline/files/pipeline_exporter.py) scraped as job pipeline: with_pipeline_exporter."""
     _check_name("datasource_uid", datasource_uid)
     selector = ""
     if topics:

@@ -1,5 +1,5 @@
 """The Prometheus rules of roles/monitoring: valid, tested with `promtool test rules` (tests/promtool/), every
-alert proven to fire in a test, and every pipeline metric they use really exported by tools/pipeline_exporter.py.
+alert proven to fire in a test, and every pipeline metric they use really exported by roles/pipeline/files/pipeline_exporter.py.
 
 promtool comes from Debian's prometheus package: installed here when missing (as root, with apt); if it cannot be
 installed the tests are skipped with the reason, except under CI=true where that is a failure.
@@ -82,7 +82,7 @@ def test_every_alert_has_a_severity_and_a_summary():
 
 
 def test_pipeline_metrics_of_the_rules_are_exported():
-    exporter = (ROOT / "tools" / "pipeline_exporter.py").read_text()
+    exporter = (ROOT / "roles" / "pipeline" / "files" / "pipeline_exporter.py").read_text()
     used = set()
     for path in RULES:
         used |= set(re.findall(r"\bisobar_[a-z_]+", path.read_text()))

@@ -1,9 +1,10 @@
-"""tools/pipeline_exporter.py's pure parts: lag arithmetic, the producer's lag from its checkpoint, settings checks,
+"""roles/pipeline/files/pipeline_exporter.py's pure parts: lag arithmetic, the producer's lag from its checkpoint, settings checks,
 certificate expiry (no server; the exporter against real Kafka/InfluxDB is in tests/integration/pipeline)."""
 from __future__ import annotations
 
 import datetime
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ T0 = 1_767_225_600_000_000_000
 
 @pytest.fixture(scope="module")
 def exporter():
-    spec = importlib.util.spec_from_file_location("pipeline_exporter", ROOT / "tools" / "pipeline_exporter.py")
+    spec = importlib.util.spec_from_file_location("pipeline_exporter", ROOT / "roles" / "pipeline" / "files" / "pipeline_exporter.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -66,3 +67,37 @@ def test_certificate_not_after_from_getpeercert(exporter):
     expected = datetime.datetime(2027, 3, 1, 12, 0, tzinfo=datetime.timezone.utc).timestamp()
     assert exporter.certificate_not_after(cert) == (expected, "kafka1")
     assert exporter.certificate_not_after({"notAfter": "Mar  1 12:00:00 2027 GMT"}) == (expected, "")
+
+
+def test_rfc3339_to_ns_reads_what_the_producer_writes(exporter):
+    ns = 1796402327_123456789
+    import time as _time
+
+    text = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+    assert exporter.rfc3339_to_ns(text) == ns
+    assert exporter.rfc3339_to_ns("2026-12-04T16:00:00Z") == exporter.rfc3339_to_ns("2026-12-04T16:00:00.000000000Z")
+    for bad in ("2026-12-04T16:00:00", "2026-12-04T16:00:00.12a4Z", None):
+        with pytest.raises((ValueError, TypeError)):
+            exporter.rfc3339_to_ns(bad)
+
+
+def test_the_live_producers_status_gives_the_same_lag_as_its_checkpoint(exporter, tmp_path):
+    """producer_status: the status file's checkpoint summary (time, pending count) is the checkpoint the lag needs."""
+    status = {"state": "running", "checkpoint": {"time": "2026-12-04T16:00:00.500000000Z", "key": "s1",
+                                                 "delivered_total": 10, "pending": 0}}
+    path = tmp_path / "status.json"
+    path.write_text(json.dumps(status))
+    state = exporter.read_status_checkpoint(str(path))
+    newest = exporter.rfc3339_to_ns("2026-12-04T16:00:03.500000000Z")
+    assert exporter.producer_lag(state, newest)[2:] == (3.0, 0)
+    status["checkpoint"]["pending"] = 4
+    assert exporter.producer_lag(exporter.checkpoint_from_status(status), newest)[3] == 1
+    assert exporter.checkpoint_from_status({"state": "starting", "checkpoint": {"time": None}}) is None
+    assert exporter.read_status_checkpoint(str(tmp_path / "missing.json")) is None
+
+
+def test_checkpoint_and_status_are_exclusive(exporter):
+    errors = exporter.validate_config({"producer_checkpoint": "/a", "producer_status": "/b",
+                                       "influxdb": {"url": "https://i:8086", "token": "t", "org": "o", "bucket": "b",
+                                                    "measurement": "m"}})
+    assert errors == ["producer_checkpoint and producer_status are two ways to read one thing: set one"]

@@ -1,4 +1,4 @@
-"""tools/pipeline_exporter.py against the real local Kafka (SASL_SSL, SCRAM, ACLs) and InfluxDB 2 (HTTPS), served
+"""roles/pipeline/files/pipeline_exporter.py against the real local Kafka (SASL_SSL, SCRAM, ACLs) and InfluxDB 2 (HTTPS), served
 over HTTPS with client certificates, scraped like Prometheus does.
 
 - consumer-group lag per partition equals what Kafka's own ConsumerGroupCommand (kafka-consumer-groups.sh
@@ -27,7 +27,7 @@ from fixtures.server_process import free_port, make_pki
 from pipeline_helpers import create_topic, grant, influx_token, scram_user, write_points
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT / "tools" / "pipeline_exporter.py"
+TOOL = ROOT / "roles" / "pipeline" / "files" / "pipeline_exporter.py"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 pytestmark = pytest.mark.slow
 

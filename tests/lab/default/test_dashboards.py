@@ -38,6 +38,12 @@ def lab(inventory_vars, lab_host):
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host(monitor).file(facts["kafka_ca_file"]).content_string)
     facts["ca_file"] = handle.name
+    # Where the pipeline exporter runs (its unit on the producer host), the lag panels are in and must show data: a
+    # consumer of the group reads and commits first, as the pipeline's consumers do.
+    producer = lab_host(groups["pipeline"][0])
+    facts["with_exporter"] = producer.file("/etc/systemd/system/isobar-pipeline-exporter.service").exists
+    if facts["with_exporter"]:
+        assert producer.run("weather-consumer --json").rc == 0
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     yield facts
     Path(handle.name).unlink(missing_ok=True)
@@ -47,7 +53,8 @@ def dashboards(lab):
     # The alert checks change only the thresholds drawn, never a query: the lab's dashboards without them.
     boards = {
         "weather": gd.weather_dashboard("isobar-influxdb", lab["influxdb_bucket"]),
-        "platform": gd.platform_dashboard("isobar-prometheus", [lab["kafka_weather_topic"], lab["kafka_telegraf_topic"]]),
+        "platform": gd.platform_dashboard("isobar-prometheus", [lab["kafka_weather_topic"], lab["kafka_telegraf_topic"]],
+                                          with_pipeline_exporter=lab["with_exporter"]),
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
     for name, board in boards.items():

@@ -40,6 +40,9 @@ def mon(inventory_vars, lab_host):
     # Brokers running the JMX exporter agent (on their command line; kafka_jmx_exporter_enabled is a role default).
     facts["jmx_agent"] = {b: "-javaagent:" in lab_host(b).file("/etc/systemd/system/kafka.service").content_string
                           for b in facts["groups"].get("kafka_brokers", [])}
+    # Pipeline hosts running the pipeline exporter (its unit is there; pipeline_exporter_enabled is a role default).
+    facts["pipeline_exporters"] = {h for h in facts["groups"].get("pipeline", [])
+                                   if lab_host(h).file("/etc/systemd/system/isobar-pipeline-exporter.service").exists}
     facts["context"] = ssl.create_default_context(cafile=handle.name)
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     facts["alertmanager"] = f"https://{facts['isobar_address']}:{facts['monitoring_alertmanager_port']}"
@@ -114,6 +117,8 @@ def test_every_scrape_target_is_up(mon):
     # Every broker whose inventory runs the JMX exporter agent (the lab's do), and no other host.
     agents = {b for b in groups.get("kafka_brokers", []) if mon["jmx_agent"][b]}
     assert jobs.get("kafka", set()) == agents, jobs
+    # The pipeline exporter where it is installed (the lab's producer host).
+    assert jobs.get("pipeline", set()) == mon["pipeline_exporters"], jobs
 
 
 def test_the_roles_alert_rules_are_loaded(mon):

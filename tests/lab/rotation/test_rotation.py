@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def lab(inventory_vars, lab_host):
         "influxdb_admin_user", "influxdb_admin_password", "influxdb_port", "kafdrop_basic_auth_user",
         "kafdrop_basic_auth_password", "kafdrop_port", "alert_receiver_port", "isobar_vault_file",
         "isobar_generated_vault_file", "isobar_vault_id", "monitoring_enabled", "monitoring_node_exporter_port",
-        "monitoring_prometheus_port", "monitoring_alertmanager_port", "groups")
+        "monitoring_prometheus_port", "monitoring_alertmanager_port", "pipeline_exporter_enabled", "pipeline_exporter_port",
+        "groups")
     facts = masked(facts)
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host("kafka1").file(facts["kafka_ca_file"]).content_string)
@@ -296,6 +298,9 @@ def test_every_tls_port_serves_a_new_certificate(lab, old, lab_host):
         # The brokers' JMX exporter agent (its PKCS#12 copy of the host certificate is renewed by the same step).
         asked_from.update({(b, lab["kafka_jmx_exporter_port"]): monitor for b in groups["kafka_brokers"]
                            if lab["jmx_agent"][b]})
+        # The pipeline exporter on the producer host (its copies are renewed by the TLS step, then it restarts).
+        if lab["pipeline_exporter_enabled"]:
+            asked_from[(groups["pipeline"][0], lab["pipeline_exporter_port"])] = monitor
     problems = []
     for (name, port), asker_name in asked_from.items():
         asker = lab_host(asker_name)
@@ -459,6 +464,26 @@ def test_pipeline_flows_with_the_new_credentials(lab, inventory_path):
           f"read back {len(ours)} of the window's {len(expected)}")
     assert set(ours) == expected, f"points of the window missing from the topic: {sorted(expected - set(ours))}"
     assert max(ours.values()) == 1, f"points published twice: {[i for i, n in ours.items() if n > 1][:3]}"
+
+
+def test_pipeline_exporter_reads_every_source_with_the_new_credentials(lab, lab_host):
+    """The exporter reads Kafka as the consumer (new password) and InfluxDB with the producer's token (the old one is
+    revoked): the rotation re-rendered its settings and restarted it, so every source answers."""
+    if not lab["pipeline_exporter_enabled"]:
+        pytest.skip("pipeline_exporter_enabled is false in this inventory (the exporter is an inventory choice)")
+    name = lab["groups"]["pipeline"][0]
+    fetch = ("import ssl, sys, urllib.request; ctx = ssl.create_default_context(cafile=sys.argv[2]); "
+             "print(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=60).read().decode())")
+    url = f"https://{lab['addresses'][name]}:{lab['pipeline_exporter_port']}/metrics"
+    deadline = time.monotonic() + 60
+    while True:
+        out = lab_host(name).run("python3 -c %s %s %s", fetch, url, lab["kafka_ca_file"])
+        up = dict(re.findall(r'isobar_exporter_source_up\{source="(kafka|influxdb|checkpoint)"\} ([0-9.]+)', out.stdout))
+        if (out.rc == 0 and up == {"kafka": "1.0", "influxdb": "1.0", "checkpoint": "1.0"}) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert out.rc == 0, out.stderr[-1000:]
+    assert up == {"kafka": "1.0", "influxdb": "1.0", "checkpoint": "1.0"}, up
 
 
 def test_consumer_cli_uses_the_new_password(lab, lab_host):

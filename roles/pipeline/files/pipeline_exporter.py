@@ -28,6 +28,8 @@ Settings come from a JSON file (--config, mode 0600, it holds a password and a t
    "influxdb": {"url": "https://influxdb1:8086", "token": "...", "org": "isobar", "bucket": "weather",
                 "measurement": "weather", "cafile": "/etc/isobar/pki/ca.crt"},
    "producer_checkpoint": "/var/lib/isobar/producer/weather.checkpoint.json",
+   (or "producer_status": "/var/lib/isobar/producer/status.json", the live producer service's status file, 0644:
+    the exporter then needs no access to the checkpoint itself),
    "tls_endpoints": ["kafka1:9092", "influxdb1:8086"], "tls_endpoints_cafile": "/etc/isobar/pki/ca.crt"}
 With tls_cert/tls_key the metrics are served over HTTPS only; with tls_client_ca a client certificate signed by
 that CA is required (Prometheus scrapes with its own). Without "groups" every consumer group is reported.
@@ -39,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -134,10 +135,12 @@ def validate_config(config):
     if config.get("tls_endpoints") and not config.get("tls_endpoints_cafile"):
         errors.append("tls_endpoints needs tls_endpoints_cafile (the CA that signs their certificates)")
     for endpoint in config.get("tls_endpoints") or []:
-        host, _, port_s = str(endpoint).rpartition(":")
+        host, dummy, port_s = str(endpoint).rpartition(":")
         if not host or not port_s.isdigit():
             errors.append(f"tls_endpoints: {endpoint!r} is not host:port")
-    if not any(config.get(k) for k in ("kafka", "influxdb", "producer_checkpoint", "tls_endpoints")):
+    if config.get("producer_checkpoint") and config.get("producer_status"):
+        errors.append("producer_checkpoint and producer_status are two ways to read one thing: set one")
+    if not any(config.get(k) for k in ("kafka", "influxdb", "producer_checkpoint", "producer_status", "tls_endpoints")):
         errors.append("nothing to export: set kafka, influxdb/producer_checkpoint or tls_endpoints")
     return errors
 
@@ -183,7 +186,7 @@ class KafkaReader:
                 for group, offsets in admin.list_group_offsets(list(groups)).items():
                     for tp, meta in offsets.items():
                         committed[(group, tp.topic, tp.partition)] = meta.offset
-            partitions = sorted({(topic, partition) for _, topic, partition in committed})
+            partitions = sorted({(topic, partition) for dummy, topic, partition in committed})
             ends = {}
             if partitions:
                 from kafka import TopicPartition
@@ -216,6 +219,36 @@ def newest_point_ns(settings):
     return newest
 
 
+def rfc3339_to_ns(text):
+    """'2026-12-04T16:00:00.123456789Z' (ns_to_rfc3339's form, any fraction length) -> ns since the epoch."""
+    import calendar
+
+    if not isinstance(text, str) or not text.endswith("Z"):
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    whole, dummy, fraction = text[:-1].partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    if fraction and not fraction.isdigit():
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    return seconds * 10**9 + int((fraction or "0")[:9].ljust(9, "0"))
+
+
+def checkpoint_from_status(status):
+    """The checkpoint as producer_lag reads it, from the live producer's status file (its "checkpoint" summary: the
+    cursor's time and the number of pending messages). None when the service has not published anything yet."""
+    summary = (status or {}).get("checkpoint") or {}
+    if not summary.get("time"):
+        return None
+    return {"cursor": {"time_ns": rfc3339_to_ns(summary["time"])}, "pending": summary.get("pending") or None}
+
+
+def read_status_checkpoint(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return checkpoint_from_status(json.load(handle))
+    except FileNotFoundError:
+        return None
+
+
 def read_checkpoint(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -226,7 +259,7 @@ def read_checkpoint(path):
 
 def peer_certificate(endpoint, cafile):
     """The certificate an endpoint presents, verified against our CA (getpeercert() decodes verified ones only)."""
-    host, _, port = endpoint.rpartition(":")
+    host, dummy, port = endpoint.rpartition(":")
     context = ssl.create_default_context(cafile=cafile)
     context.check_hostname = False  # endpoints may be named by address; the chain to our CA is what is checked
     with socket.create_connection((host, int(port)), timeout=TIMEOUT_S) as sock, \
@@ -267,9 +300,12 @@ class PipelineCollector:
                 if ok:
                     families.extend(self._kafka_families(*value))
             checkpoint_path = self.config.get("producer_checkpoint")
+            status_path = self.config.get("producer_status")
             influx = self.config.get("influxdb")
-            if checkpoint_path and influx:
-                ok_c, state = self._timed("checkpoint", lambda: read_checkpoint(checkpoint_path), up, duration)
+            if (checkpoint_path or status_path) and influx:
+                read = (lambda: read_checkpoint(checkpoint_path)) if checkpoint_path else (
+                    lambda: read_status_checkpoint(status_path))
+                ok_c, state = self._timed("checkpoint", read, up, duration)
                 ok_i, newest = self._timed("influxdb", lambda: newest_point_ns(influx), up, duration)
                 if ok_c and ok_i:
                     families.extend(self._producer_families(state, newest))
@@ -301,7 +337,7 @@ class PipelineCollector:
         end = GaugeMetricFamily("isobar_kafka_partition_end_offset", "Log end offset", labels=["topic", "partition"])
         for (topic, partition), value in sorted(ends.items()):
             end.add_metric([topic, str(partition)], value)
-        for group, topic, partition, committed_offset, _, lag_value in group_lags(committed, ends):
+        for group, topic, partition, committed_offset, dummy, lag_value in group_lags(committed, ends):
             offset.add_metric([group, topic, str(partition)], committed_offset)
             lag.add_metric([group, topic, str(partition)], lag_value)
         return [offset, lag, end]
@@ -373,7 +409,7 @@ def main(argv=None):
         registry.register(PipelineCollector(config))
         sys.stdout.write(generate_latest(registry).decode())
         return 0
-    server, _, _ = serve(config)
+    server, dummy, dummy = serve(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
