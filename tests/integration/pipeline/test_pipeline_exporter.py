@@ -11,6 +11,7 @@ over HTTPS with client certificates, scraped like Prometheus does.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import socket
@@ -28,6 +29,8 @@ from pipeline_helpers import create_topic, grant, influx_token, scram_user, writ
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = ROOT / "roles" / "pipeline" / "files" / "pipeline_exporter.py"
+# As on the hosts (PYTHONPATH = the live directory, laid out as the collection): its kafka_net_fix import resolves.
+RUN_ENV = dict(os.environ, PYTHONPATH=str(ROOT / "collections"))
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 pytestmark = pytest.mark.slow
 
@@ -102,7 +105,7 @@ def setup(kafka_server, influxdb_server, pki, tmp_path_factory):
     config_file.chmod(0o600)
     log = open(work / "exporter.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, str(TOOL), "--config", str(config_file)], stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env=RUN_ENV)
     url = f"https://127.0.0.1:{port}/metrics"
     try:
         deadline = time.monotonic() + 120  # a loaded 2-core machine starts Python slowly
@@ -284,7 +287,7 @@ def test_an_unreachable_source_is_reported_down_and_the_others_still_answer(setu
     path.write_text(json.dumps(config))
     started = time.monotonic()
     out = subprocess.run([sys.executable, str(TOOL), "--config", str(path), "--once"], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=RUN_ENV)
     assert out.returncode == 0, out.stderr
     metrics = parse_metrics(out.stdout)
     up = {dict(k[1])["source"]: v for k, v in metrics.items() if k[0] == "isobar_exporter_source_up"}
@@ -298,7 +301,8 @@ def test_bad_settings_are_refused_before_anything_starts(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"port": 99999, "tls_cert": "/x.crt",
                                 "influxdb": {"url": "http://127.0.0.1:1", "token": "t", "org": "o", "bucket": "b"}}))
-    out = subprocess.run([sys.executable, str(TOOL), "--config", str(path)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, str(TOOL), "--config", str(path)], capture_output=True, text=True, timeout=60,
+                         env=RUN_ENV)
     assert out.returncode == 2
     for expected in ("port must be an integer", "tls_cert and tls_key go together", "influxdb.measurement is missing",
                      "influxdb.url must be https://"):
