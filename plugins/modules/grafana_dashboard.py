@@ -126,9 +126,22 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.isobar.pipeline.plugins.module_utils.grafana_dashboards import (
     DashboardError, build, panel_queries, render)
 
-# Parameters of one dashboard only, with their defaults: the other dashboard refuses them when set.
-WEATHER_ONLY = {"bucket": None, "measurement": "weather", "station_tag": "station", "checks": []}
-PLATFORM_ONLY = {"topics": [], "with_pipeline_exporter": False}
+ARGUMENT_SPEC = dict(
+    dashboard=dict(type="str", required=True, choices=["weather", "platform"]),
+    dest=dict(type="path", required=True),
+    datasource_uid=dict(type="str", required=True),
+    uid=dict(type="str"),
+    title=dict(type="str"),
+    bucket=dict(type="str"),
+    measurement=dict(type="str", default="weather"),
+    station_tag=dict(type="str", default="station"),
+    checks=dict(type="list", elements="dict", default=[]),
+    topics=dict(type="list", elements="str", default=[]),
+    with_pipeline_exporter=dict(type="bool", default=False),
+)
+# Parameters of one dashboard only: the other dashboard refuses them when they differ from their defaults.
+WEATHER_ONLY = ("bucket", "measurement", "station_tag", "checks")
+PLATFORM_ONLY = ("topics", "with_pipeline_exporter")
 
 
 def settings_of(params):
@@ -139,7 +152,7 @@ def settings_of(params):
         if params[key]:
             settings[key] = params[key]
     own, other = (WEATHER_ONLY, PLATFORM_ONLY) if kind == "weather" else (PLATFORM_ONLY, WEATHER_ONLY)
-    wrong = sorted(key for key, default in other.items() if params[key] != default)
+    wrong = sorted(key for key in other if params[key] != ARGUMENT_SPEC[key].get("default"))
     if wrong:
         raise DashboardError(f"{', '.join(wrong)} do not apply to the {kind} dashboard")
     if kind == "weather" and not params["bucket"]:
@@ -150,19 +163,7 @@ def settings_of(params):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            dashboard=dict(type="str", required=True, choices=["weather", "platform"]),
-            dest=dict(type="path", required=True),
-            datasource_uid=dict(type="str", required=True),
-            uid=dict(type="str"),
-            title=dict(type="str"),
-            bucket=dict(type="str"),
-            measurement=dict(type="str", default="weather"),
-            station_tag=dict(type="str", default="station"),
-            checks=dict(type="list", elements="dict", default=[]),
-            topics=dict(type="list", elements="str", default=[]),
-            with_pipeline_exporter=dict(type="bool", default=False),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         add_file_common_args=True,
         supports_check_mode=True,
     )
