@@ -1,6 +1,6 @@
 # Copyright: Isobar contributors
 # Apache-2.0
-"""The wedge-and-reopen guard of our kafka-python consumers (tools/kafka_load.py, tools/weather_consumer.py).
+"""The wedge-and-reopen guard of our kafka-python consumers (tools/kafka_load.py, roles/pipeline/files/weather_consumer.py).
 
 kafka-python's consumer can wedge for good after a broker restart: fetches return nothing and every offset request
 times out, while a new client works at once (seen during the rotation's rolling restarts). A consumer that read

@@ -1,20 +1,40 @@
-"""tools/weather_consumer.py against the real local Kafka (SASL_SSL, SCRAM, ACLs): aggregates, duplicates,
+"""roles/pipeline/files/weather_consumer.py against the real local Kafka (SASL_SSL, SCRAM, ACLs): aggregates, duplicates,
 consumer-group resume, and clear errors for a wrong password or a missing permission."""
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from pipeline_helpers import create_topic, grant, scram_user
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT / "tools" / "weather_consumer.py"
+TOOL = ROOT / "roles" / "pipeline" / "files" / "weather_consumer.py"
+
+
+INSTALLED: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed_like_the_role(tmp_path_factory):
+    """The program and the shared code the role's consumer entry point copies next to it (roles/pipeline/tasks/
+    consumer.yml), in a directory of their own: it runs as on the hosts, with nothing of the repository around."""
+    tasks = yaml.safe_load((ROOT / "roles" / "pipeline" / "tasks" / "consumer.yml").read_text())
+    shared = next(t["loop"] for t in tasks if "module_utils" in str(t.get("ansible.builtin.copy", {}).get("src", "")))
+    lib = tmp_path_factory.mktemp("consumer-lib")
+    shutil.copy(TOOL, lib / TOOL.name)
+    for name in shared:
+        shutil.copy(ROOT / "plugins" / "module_utils" / name, lib / name)
+    INSTALLED[:] = [lib / TOOL.name]
+    yield
+    INSTALLED.clear()
 pytestmark = pytest.mark.slow
 
 
@@ -59,8 +79,9 @@ def run_tool(kafka_server, topic, password, *args, group=None, user="consumer"):
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     try:
-        env = dict(os.environ, WEATHER_CONSUMER_PASSWORD=password)
-        return subprocess.run([sys.executable, str(TOOL), "--config", str(path),
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["WEATHER_CONSUMER_PASSWORD"] = password
+        return subprocess.run([sys.executable, str(INSTALLED[0]), "--config", str(path),
                                "--api-version", ".".join(kafka_server.version.split(".")[:2]), *args],
                               env=env, capture_output=True, text=True, timeout=120)
     finally:

@@ -255,7 +255,7 @@ def consume(settings, args, stats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", help="JSON settings file (0600)")
     parser.add_argument("--bootstrap-servers", dest="bootstrap_servers", help="host:port,host:port")
