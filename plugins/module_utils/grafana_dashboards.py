@@ -133,10 +133,11 @@ def weather_dashboard(datasource_uid, bucket, measurement="weather", station_tag
 
 
 def platform_dashboard(datasource_uid, topics=(), uid="isobar-platform", title="Isobar - platform",
-                       with_pipeline_exporter=False):
+                       with_pipeline_exporter=False, with_telegraf_metrics=False):
     """Brokers (controller, partitions at risk, traffic per topic, requests, ISR changes), the pipeline's throughput
     on its topics, the hosts (CPU, memory, disk, targets up) and InfluxDB's API. The consumer-lag and producer-lag
-    panels need the pipeline exporter (roles/pipeline/files/pipeline_exporter.py) scraped as job pipeline: with_pipeline_exporter."""
+    panels need the pipeline exporter (roles/pipeline/files/pipeline_exporter.py) scraped as job pipeline: with_pipeline_exporter;
+    the Telegraf panels need the agents' own metrics (telegraf role, telegraf_metrics_enabled) scraped as job telegraf."""
     _check_name("datasource_uid", datasource_uid)
     selector = ""
     if topics:
@@ -191,6 +192,17 @@ def platform_dashboard(datasource_uid, topics=(), uid="isobar-platform", title="
             panel("Consumer lag per group and topic", [("pipeline_group:lag:sum", "{{group}} {{topic}}")],
                   description="Log end offset - committed offset, as kafka-consumer-groups.sh --describe prints it."),
             panel("Producer lag behind InfluxDB", [("isobar_producer_lag_seconds", "producer")], unit="s"),
+        ]
+    if with_telegraf_metrics:
+        panels += [
+            panel("Telegraf: metrics written per output",
+                  [('sum by (host, output) (rate(internal_write_metrics_written{job="telegraf"}[$__rate_interval]))',
+                    "{{host}} {{output}}")], unit="cps",
+                  description="What each agent delivers to Kafka and InfluxDB (alerts TelegrafOutputFailing, "
+                              "TelegrafDroppingMetrics)."),
+            panel("Telegraf: buffered metrics per output",
+                  [('max by (host, output) (internal_write_buffer_size{job="telegraf"})', "{{host}} {{output}}")],
+                  description="Metrics waiting for their output; they grow while it cannot write."),
         ]
     return _dashboard(uid, title, ["isobar", "kafka", "platform"], panels, refresh="15s", time_from="now-1h")
 

@@ -69,6 +69,12 @@ options:
     description: Add the consumer-lag and producer-lag panels (the pipeline exporter must be scraped) (C(platform) only).
     type: bool
     default: false
+  with_telegraf_metrics:
+    description:
+      - Add the Telegraf panels (metrics written and buffered per output; the agents' own metrics must be scraped as job
+        C(telegraf)) (C(platform) only).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - files
   - isobar.pipeline.attributes
@@ -138,10 +144,11 @@ ARGUMENT_SPEC = dict(
     checks=dict(type="list", elements="dict", default=[]),
     topics=dict(type="list", elements="str", default=[]),
     with_pipeline_exporter=dict(type="bool", default=False),
+    with_telegraf_metrics=dict(type="bool", default=False),
 )
 # Parameters of one dashboard only: the other dashboard refuses them when they differ from their defaults.
 WEATHER_ONLY = ("bucket", "measurement", "station_tag", "checks")
-PLATFORM_ONLY = ("topics", "with_pipeline_exporter")
+PLATFORM_ONLY = ("topics", "with_pipeline_exporter", "with_telegraf_metrics")
 
 
 def settings_of(params):

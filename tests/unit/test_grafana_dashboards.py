@@ -57,12 +57,15 @@ def test_platform_dashboard_selects_the_pipeline_topics_and_adds_lag_only_with_t
     assert not any("isobar_" in e or "pipeline_group" in e for e in exprs)
     with_lag = gd.panel_queries(gd.platform_dashboard("p", with_pipeline_exporter=True))
     assert {"Consumer lag per group and topic", "Producer lag behind InfluxDB"} <= {t for t, _, _ in with_lag}
+    assert not any("internal_" in e for e in exprs)
+    with_telegraf = gd.panel_queries(gd.platform_dashboard("p", with_telegraf_metrics=True))
+    assert {"Telegraf: metrics written per output", "Telegraf: buffered metrics per output"} <= {t for t, _, _ in with_telegraf}
 
 
 def test_the_platform_queries_use_only_metrics_the_rules_record_or_the_exporters_serve():
     """Recording rules a panel reads must exist in the monitoring role's rules (a renamed rule empties a panel)."""
     rules = " ".join(p.read_text() for p in (ROOT / "roles" / "monitoring" / "files" / "rules").glob("*.rules.yml"))
-    for _, _, expr in gd.panel_queries(gd.platform_dashboard("p", with_pipeline_exporter=True)):
+    for _, _, expr in gd.panel_queries(gd.platform_dashboard("p", with_pipeline_exporter=True, with_telegraf_metrics=True)):
         for name in re.findall(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", expr):
             assert f"record: {name}" in rules, name
 

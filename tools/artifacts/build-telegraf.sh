@@ -14,7 +14,8 @@
 #   GOMODCACHE    Go module cache: left as configured (read-only use is enough)
 #   TELEGRAF_BUILD_TAGS  override the plugin selection (comma separated, must contain "custom")
 #
-# Idempotent: if the archive and its provenance exist and the sha256 matches, exits 0 at once.
+# Idempotent: if the archive and its provenance exist, the sha256 matches and it was built with the same plugin
+# selection, exits 0 at once.
 # The archive is written to a temp file in STORE_DIR and renamed, so STORE_DIR never holds a
 # partial archive. The build is reproducible (-trimpath, fixed mtimes, gzip -n).
 set -euo pipefail
@@ -37,8 +38,8 @@ ARCHIVE=telegraf-${VER}_linux_amd64.tar.gz
 ARCHIVE_PATH=$STORE_DIR/$ARCHIVE
 PROV_PATH=$ARCHIVE_PATH.provenance.json
 
-# Only the plugins Isobar uses. Tag names checked against plugins/*/all/*.go of the release.
-DEFAULT_TAGS=custom,inputs.execd,inputs.exec,inputs.prometheus,inputs.internal,inputs.cpu,inputs.mem,outputs.kafka,outputs.influxdb_v2,outputs.file,parsers.influx,parsers.json,serializers.influx,serializers.json
+# Only the plugins Isobar uses (tools/artifacts/telegraf-plugins.txt, shared with fill-store's up-to-date check).
+DEFAULT_TAGS=$(grep -v '^[[:space:]]*\(#\|$\)' "$(dirname "$0")/telegraf-plugins.txt" | paste -sd, -)
 BUILD_TAGS=${TELEGRAF_BUILD_TAGS:-$DEFAULT_TAGS}
 [[ ,$BUILD_TAGS, == *,custom,* ]] || { echo "build-telegraf: build tags must include 'custom'" >&2; exit 2; }
 
@@ -52,7 +53,9 @@ up_to_date() {
     [[ -n $want ]] || return 1
     grep -q "\"file\"[[:space:]]*:[[:space:]]*\"$ARCHIVE\"" "$PROV_PATH" || return 1
     got=$(sha256sum "$ARCHIVE_PATH" | cut -d' ' -f1)
-    [[ $got == "$want" ]]
+    [[ $got == "$want" ]] || return 1
+    # built with another plugin selection: rebuild
+    grep -qF "build tags $BUILD_TAGS," "$PROV_PATH"
 }
 if up_to_date; then
     log "$ARCHIVE is up to date in $STORE_DIR"

@@ -54,7 +54,9 @@ def rendered(tmp_path_factory):
                       "content": "{{ {'hosts': groups['all'] | map('extract', hostvars, 'isobar_address') | list,"
                                  " 'influxdb': groups['influxdb'], 'alert_receiver_url': alert_receiver_url,"
                                  " 'ports': [monitoring_prometheus_port, monitoring_alertmanager_port,"
-                                 " monitoring_node_exporter_port]} | to_json }}",
+                                 " monitoring_node_exporter_port],"
+                                 " 'telegraf': groups['telegraf'] | map('extract', hostvars, 'isobar_address')"
+                                 " | map('regex_replace', '$', ':' ~ telegraf_metrics_port) | list} | to_json }}",
                       "dest": str(out / "names.json"), "mode": "0600"}, "delegate_to": "localhost"}],
     }]))
     # Extra vars: above vars_files, so the files point at this directory's certificate, rules and password.
@@ -107,6 +109,8 @@ def test_every_scrape_is_https_and_every_host_has_a_node_target(rendered):
     targets = [t for group in jobs["node"]["static_configs"] for t in group["targets"]]
     assert sorted(targets) == sorted(f"{address}:{node_port}" for address in names["hosts"])
     assert [g["labels"]["host"] for g in jobs["influxdb"]["static_configs"]] == names["influxdb"]
+    # The lab's Telegraf agents publish their own metrics (telegraf_metrics_enabled): one target each.
+    assert [t for group in jobs["telegraf"]["static_configs"] for t in group["targets"]] == names["telegraf"]
     for job in ("prometheus", "alertmanager"):
         assert jobs[job]["basic_auth"]["password_file"], jobs[job]
     assert config["alerting"]["alertmanagers"][0]["scheme"] == "https"

@@ -8,15 +8,19 @@ import os
 import secrets
 import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.metrics_endpoint import labels, parse
 from fixtures.prerequisites import missing
+from fixtures.server_process import free_port, make_pki
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "telegraf"
@@ -66,6 +70,16 @@ def rendered(kafka_server, influxdb_server, tmp_path_factory):
                                                           "orgID": influxdb_server.org_id}}]})
     assert status == 201, auth
 
+    # The agent's own metrics endpoint (telegraf_metrics_enabled), with a certificate of its own for 127.0.0.1.
+    tls = work / "tls"
+    tls.mkdir()
+    metrics_ca, metrics_cert, metrics_key = make_pki("Isobar test CA (telegraf metrics)", "isobar-test-telegraf")
+    (work / "metrics-ca.crt").write_bytes(metrics_ca)
+    (tls / "metrics.crt").write_bytes(metrics_cert)
+    (tls / "metrics.key").write_bytes(metrics_key)
+    (tls / "metrics.key").chmod(0o600)
+    metrics_port = free_port()
+
     overrides = {
         "render_dir": str(work), "telegraf_install_dir": str(work / "install"), "telegraf_config_dir": str(work),
         "telegraf_interval": "1s", "telegraf_flush_interval": "1s",
@@ -74,6 +88,7 @@ def rendered(kafka_server, influxdb_server, tmp_path_factory):
         "telegraf_influxdb_url": influxdb_server.url, "telegraf_influxdb_org": influxdb_server.org,
         "telegraf_influxdb_bucket": "telegraf", "telegraf_influxdb_token": auth["token"],
         "telegraf_watchdog_stats": str(work / "internal_write.json"),
+        "telegraf_metrics_enabled": True, "telegraf_metrics_port": metrics_port, "telegraf_metrics_tls_dir": str(tls),
         "ansible_python_interpreter": sys.executable,
     }
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
@@ -83,7 +98,14 @@ def rendered(kafka_server, influxdb_server, tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert password not in proc.stdout and auth["token"] not in proc.stdout
     return {"dir": work, "conf": work / "telegraf.conf", "env": work / "telegraf.env", "topic": topic,
-            "password": password, "token": auth["token"]}
+            "password": password, "token": auth["token"],
+            "metrics_url": f"https://127.0.0.1:{metrics_port}/metrics", "metrics_ca": str(work / "metrics-ca.crt")}
+
+
+def scrape(rendered):
+    context = ssl.create_default_context(cafile=rendered["metrics_ca"])
+    with urllib.request.urlopen(rendered["metrics_url"], context=context, timeout=10) as response:
+        return parse(response.read().decode())
 
 
 def environment_file(path):
@@ -186,6 +208,17 @@ def test_agent_publishes_weather_to_kafka_and_influxdb(telegraf_binary, rendered
             sample = watchdog.newest_sample(str(rendered["dir"] / "internal_write.json"), "kafka")
         assert sample and sample["written"] > 0 and sample["errors"] == 0, sample
         assert watchdog.decide(None, sample, time.time(), 180, 120)[0] == "ok"
+
+        # Its own statistics for Prometheus, over HTTPS: only internal_*, and they show the writes (not the weather).
+        values = scrape(rendered)
+        names = {series.split("{")[0] for series in values}
+        assert names and all(n.startswith("internal_") for n in names), sorted(n for n in names if not n.startswith("internal_"))
+        written = {labels(s)["output"]: v for s, v in values.items() if s.startswith("internal_write_metrics_written{")}
+        assert written.get("kafka", 0) > 0 and written.get("influxdb_v2", 0) > 0, written
+        with pytest.raises(OSError) as plain:  # URLError, HTTPError and RemoteDisconnected are OSErrors
+            urllib.request.urlopen(rendered["metrics_url"].replace("https://", "http://"), timeout=10).read()
+        # It answered (400, or hung up), it did not refuse the connection: the port is up, only TLS gets data.
+        assert not isinstance(getattr(plain.value, "reason", plain.value), ConnectionRefusedError), plain.value
     finally:
         consumer.close()
         agent.terminate()

@@ -44,6 +44,9 @@ def lab(inventory_vars, lab_host):
     facts["with_exporter"] = producer.file("/etc/systemd/system/isobar-pipeline-exporter.service").exists
     if facts["with_exporter"]:
         assert producer.run("weather-consumer --json").rc == 0
+    # Where a Telegraf agent publishes its own metrics, the Telegraf panels are in and must show data.
+    agent = groups["telegraf"][0]
+    facts["with_telegraf_metrics"] = lab_host(agent).file("/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     yield facts
     Path(handle.name).unlink(missing_ok=True)
@@ -54,7 +57,8 @@ def dashboards(lab):
     boards = {
         "weather": gd.weather_dashboard("isobar-influxdb", lab["influxdb_bucket"]),
         "platform": gd.platform_dashboard("isobar-prometheus", [lab["kafka_weather_topic"], lab["kafka_telegraf_topic"]],
-                                          with_pipeline_exporter=lab["with_exporter"]),
+                                          with_pipeline_exporter=lab["with_exporter"],
+                                          with_telegraf_metrics=lab["with_telegraf_metrics"]),
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
     for name, board in boards.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures import metrics_endpoint
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 ROOT = Path(__file__).resolve().parents[3]
@@ -18,11 +19,6 @@ RULES = ROOT / "roles" / "monitoring" / "files" / "rules" / "kafka.rules.yml"
 # A role default, not a pipeline name (the inventory reader resolves the topology role's names only).
 PORT = yaml.safe_load((ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())["kafka_jmx_exporter_port"]
 
-FETCH = """
-import ssl, sys, urllib.request
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-print(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=30).read().decode())
-"""
 
 
 def agent_enabled(node):
@@ -40,14 +36,7 @@ def broker(host, inventory_vars):
 
 
 def scrape(host, broker):
-    out = host.run("python3 -c %s %s %s", FETCH, broker["url"], broker["kafka_ca_file"])
-    assert out.rc == 0, out.stderr[-2000:]
-    values = {}
-    for line in out.stdout.splitlines():
-        if line and not line.startswith("#"):
-            name_labels, _, value = line.rpartition(" ")
-            values[name_labels] = float(value)
-    return values
+    return metrics_endpoint.scrape(host, broker["url"], broker["kafka_ca_file"], timeout=30)
 
 
 def test_agent_serves_the_metrics_the_rules_use_over_https(host, broker):
@@ -75,10 +64,8 @@ def test_one_active_controller_and_weather_traffic_across_the_brokers(lab_host, 
 
 
 def test_plain_http_is_refused(host, broker):
-    out = host.run("python3 -c %s %s", "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)",
-                   broker["url"].replace("https://", "http://"))
-    assert out.rc != 0 and ("RemoteDisconnected" in out.stderr or "BadStatusLine" in out.stderr
-                            or "Connection reset" in out.stderr), out.stderr[-1000:]
+    out = metrics_endpoint.plain_http(host, broker["url"])
+    assert metrics_endpoint.refused_plain_http(out), out.stderr[-1000:]
 
 
 def test_metrics_port_is_closed_to_other_hosts(broker):

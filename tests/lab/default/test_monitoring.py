@@ -43,6 +43,9 @@ def mon(inventory_vars, lab_host):
     # Pipeline hosts running the pipeline exporter (its unit is there; pipeline_exporter_enabled is a role default).
     facts["pipeline_exporters"] = {h for h in facts["groups"].get("pipeline", [])
                                    if lab_host(h).file("/etc/systemd/system/isobar-pipeline-exporter.service").exists}
+    # Telegraf agents publishing their own metrics (outputs.prometheus_client; telegraf_metrics_enabled).
+    facts["telegraf_metrics"] = {h for h in facts["groups"].get("telegraf", []) if lab_host(h).file(
+        "/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")}
     facts["context"] = ssl.create_default_context(cafile=handle.name)
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     facts["alertmanager"] = f"https://{facts['isobar_address']}:{facts['monitoring_alertmanager_port']}"
@@ -119,6 +122,8 @@ def test_every_scrape_target_is_up(mon):
     assert jobs.get("kafka", set()) == agents, jobs
     # The pipeline exporter where it is installed (the lab's producer host).
     assert jobs.get("pipeline", set()) == mon["pipeline_exporters"], jobs
+    # Telegraf's own metrics where the agent publishes them (the lab's agent does).
+    assert jobs.get("telegraf", set()) == mon["telegraf_metrics"], jobs
 
 
 def test_the_roles_alert_rules_are_loaded(mon):

@@ -6,19 +6,15 @@ group has committed, its lag per partition: the group's committed offsets are Ka
 and the lag is the partition's end minus them."""
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 
 import pytest
+from fixtures import metrics_endpoint
+from fixtures.metrics_endpoint import labels
 
 testinfra_hosts = ["ansible://pipeline"]
 
-FETCH = """
-import ssl, sys, urllib.request
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-print(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=60).read().decode())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +30,7 @@ def exporter(host, inventory_vars):
 
 
 def scrape(host, exporter):
-    out = host.run("python3 -c %s %s %s", FETCH, exporter["url"], exporter["kafka_ca_file"])
-    assert out.rc == 0, out.stderr[-2000:]
-    values = {}
-    for line in out.stdout.splitlines():
-        if line and not line.startswith("#"):
-            name_labels, _, value = line.rpartition(" ")
-            values[name_labels] = float(value)
-    return values
-
-
-def labels(key):
-    return dict(re.findall(r'(\w+)="([^"]*)"', key))
+    return metrics_endpoint.scrape(host, exporter["url"], exporter["kafka_ca_file"])
 
 
 def test_service_runs_sandboxed_as_its_own_user_with_its_secrets_0640(host, exporter):

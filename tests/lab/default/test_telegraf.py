@@ -1,8 +1,10 @@
-"""Telegraf on the telegraf hosts: service, user, secrets, no listening port, and metrics reaching Kafka and
+"""Telegraf on the telegraf hosts: service, user, secrets, no listening port but its metrics endpoint's (when on:
+test_telegraf_metrics.py), and metrics reaching Kafka and
 InfluxDB. Addresses and secrets come from the inventory through Ansible (tests/lab/conftest.py)."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -50,9 +52,12 @@ def test_kafka_output_watchdog_is_scheduled_and_sees_progress(host):
     assert stats.exists and '"output":"kafka"' in stats.content_string
 
 
-def test_agent_listens_nowhere(host):
-    listening = host.check_output("ss -Htlnup")
-    assert "telegraf" not in listening
+def test_agent_listens_nowhere_but_on_its_metrics_port(host):
+    ports = {line.split()[3].rpartition(":")[2] for line in host.check_output("ss -Htlnp").splitlines()
+             if '"telegraf"' in line}
+    config = host.file("/etc/telegraf/telegraf.conf").content_string
+    metrics = re.search(r'^\[\[outputs\.prometheus_client\]\]\n\s*listen = ":(\d+)"', config, re.M)
+    assert ports == ({metrics.group(1)} if metrics else set()), ports
 
 
 def test_environment_file_is_private(host):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures import metrics_endpoint
 from fixtures.prerequisites import require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
@@ -86,7 +87,7 @@ def lab(inventory_vars, lab_host):
         "kafdrop_basic_auth_password", "kafdrop_port", "alert_receiver_port", "isobar_vault_file",
         "isobar_generated_vault_file", "isobar_vault_id", "monitoring_enabled", "monitoring_node_exporter_port",
         "monitoring_prometheus_port", "monitoring_alertmanager_port", "pipeline_exporter_enabled", "pipeline_exporter_port",
-        "groups")
+        "telegraf_metrics_port", "groups")
     facts = masked(facts)
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
         handle.write(lab_host("kafka1").file(facts["kafka_ca_file"]).content_string)
@@ -96,6 +97,9 @@ def lab(inventory_vars, lab_host):
     # Brokers running the JMX exporter agent (on their command line), and its port (a kafka role default).
     facts["jmx_agent"] = {name: "-javaagent:" in lab_host(name).file("/etc/systemd/system/kafka.service").content_string
                           for name in facts["groups"]["kafka_brokers"]}
+    # Telegraf agents publishing their own metrics (outputs.prometheus_client in their configuration).
+    facts["telegraf_metrics"] = [name for name in facts["groups"].get("telegraf", []) if lab_host(name).file(
+        "/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")]
     facts["kafka_jmx_exporter_port"] = yaml.safe_load(
         (ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())["kafka_jmx_exporter_port"]
     yield facts
@@ -301,6 +305,8 @@ def test_every_tls_port_serves_a_new_certificate(lab, old, lab_host):
         # The pipeline exporter on the producer host (its copies are renewed by the TLS step, then it restarts).
         if lab["pipeline_exporter_enabled"]:
             asked_from[(groups["pipeline"][0], lab["pipeline_exporter_port"])] = monitor
+        # Telegraf's metrics endpoint (its copies are renewed by the TLS step, then the agent restarts).
+        asked_from.update({(h, lab["telegraf_metrics_port"]): monitor for h in lab["telegraf_metrics"]})
     problems = []
     for (name, port), asker_name in asked_from.items():
         asker = lab_host(asker_name)
@@ -472,12 +478,10 @@ def test_pipeline_exporter_reads_every_source_with_the_new_credentials(lab, lab_
     if not lab["pipeline_exporter_enabled"]:
         pytest.skip("pipeline_exporter_enabled is false in this inventory (the exporter is an inventory choice)")
     name = lab["groups"]["pipeline"][0]
-    fetch = ("import ssl, sys, urllib.request; ctx = ssl.create_default_context(cafile=sys.argv[2]); "
-             "print(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=60).read().decode())")
     url = f"https://{lab['addresses'][name]}:{lab['pipeline_exporter_port']}/metrics"
     deadline = time.monotonic() + 60
     while True:
-        out = lab_host(name).run("python3 -c %s %s %s", fetch, url, lab["kafka_ca_file"])
+        out = metrics_endpoint.fetch(lab_host(name), url, lab["kafka_ca_file"])
         up = dict(re.findall(r'isobar_exporter_source_up\{source="(kafka|influxdb|checkpoint)"\} ([0-9.]+)', out.stdout))
         if (out.rc == 0 and up == {"kafka": "1.0", "influxdb": "1.0", "checkpoint": "1.0"}) or time.monotonic() > deadline:
             break
