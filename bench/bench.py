@@ -42,8 +42,10 @@ FAILOVER_BROKER = "kafka2"
 PRODUCE_DAYS_AGO = 1
 INJECT_DAYS_AGO = 10
 MAX_RUNS = 9
+# Records of one scraping-cost measurement (ProducerPerformance): a few seconds of the brokers' full speed.
+SCRAPE_RECORDS = 200_000
 # "tests" needs no lab: it reads the timings the last `make test` of this checkout wrote (tools/test_timings.py).
-STEPS = ["converge", "inject", "produce", "latency", "failover", "tests"]
+STEPS = ["converge", "inject", "produce", "latency", "scrape", "failover", "tests"]
 LAB_STEPS = set(STEPS) - {"tests"}
 TEST_TIMINGS = ROOT / ".reports" / "test-timings.json"
 TEST_BUDGET_S = 2400  # the whole warm make test within 40 minutes (issues 12, 14, 15, 18)
@@ -222,6 +224,7 @@ class Bench:
         self.inject_mod, self.producer_mod = load_project_modules(self.src)
         self.rows: list[dict] = []
         self.details: dict = {}
+        self.agent_switches: list[bool] = []
 
     def source(self, export: Path) -> tuple[Path, str]:
         """The tree measured: a clean export of a commit (default HEAD: others' uncommitted edits in a shared
@@ -589,6 +592,64 @@ class Bench:
                 "avg_s": float(avg.group(1)) / 1000 if avg else None}
 
     # -- 5. failover drill --------------------------------------------------------------------------
+    # -- 5. what scraping the brokers costs -----------------------------------------------------------
+    def switch_agent(self, on: bool) -> None:
+        """The brokers with the JMX exporter agent on or off: the kafka play, which restarts them one at a time."""
+        self.playbook("playbooks/kafka.yml", f"agent-{'on' if on else 'off'}-{len(self.agent_switches)}",
+                      {"kafka_jmx_exporter_enabled": on})
+        self.agent_switches.append(on)
+
+    def bench_scrape(self) -> None:
+        """Produce throughput of the brokers with the agent on (Prometheus scraping it every scrape interval) and off,
+        same run, order alternated; ratio = on / off (issue 17 asks >= 0.95)."""
+        print(f"Scraping cost: brokers' produce throughput, JMX exporter agent on vs off ({self.args.runs} runs)")
+        key, measure = "scrape_cost", "Brokers' produce throughput, JMX exporter agent on and scraped vs off"
+        if not (self.src / "bench" / "playbooks" / "scrape.yml").exists():
+            self.not_measured(key, measure, "msg/s", "bench/playbooks/scrape.yml is not in the measured commit")
+            return
+        mean_key, mean_value = self.record_sizes()
+        size = round(mean_key + mean_value)
+        self.agent_switches = []
+        runs, state = [], True
+        try:
+            self.switch_agent(True)  # the inventory's setting (on in the lab); no restart when it already is
+            for n in range(1, self.args.runs + 1):
+                order = [True, False] if state else [False, True]
+                rates, load = {}, [loadavg()]
+                for on in order:
+                    if on != state:
+                        self.switch_agent(on)
+                        state = on
+                    out = self.work / f"scrape-r{n}-{'on' if on else 'off'}.json"
+                    self.playbook("bench/playbooks/scrape.yml", f"scrape-r{n}-{'on' if on else 'off'}", {
+                        "bench_agent": on, "bench_out": str(out), "bench_points": SCRAPE_RECORDS,
+                        "bench_record_size": size})
+                    result = json.loads(out.read_text(encoding="utf-8"))
+                    tool = self.parse_producer_performance(result["stdout"])
+                    if tool["records"] != SCRAPE_RECORDS:
+                        raise StepFailed(f"run {n}: ProducerPerformance sent {tool['records']}, expected {SCRAPE_RECORDS}")
+                    rates["on" if on else "off"] = tool
+                load.append(loadavg())
+                runs.append({"run": n, "order": ["on" if o else "off" for o in order], "loadavg": load,
+                             "on_rate": rates["on"]["rate"], "off_rate": rates["off"]["rate"],
+                             "on_p99_ms": rates["on"]["p99_ms"], "off_p99_ms": rates["off"]["p99_ms"]})
+        finally:
+            if not state:
+                self.switch_agent(True)  # leave the lab as its inventory says
+        self.details["scrape"] = {"records": SCRAPE_RECORDS, "record_size": size, "runs": runs,
+                                  "agent_switches": len(self.agent_switches)}
+        self.throughput_rows(runs, ((
+            key, measure, "on_rate", "off_rate",
+            "ProducerPerformance (acks=all, idempotence, linger.ms 20) as the bench principal on the reference topic "
+            "(the weather topic's partitions, RF 3, min ISR 2), run on the producer host after a preferred leader "
+            "election; ours = the brokers with the JMX exporter agent (kafka_jmx_exporter_enabled, the lab's setting) "
+            "while the monitor's Prometheus scrapes it every 15 s; reference = the same brokers with the agent off "
+            "(playbooks/kafka.yml -e kafka_jmx_exporter_enabled=false: a rolling restart), same run, order "
+            "alternated; issue 17 asks ratio >= 0.95"),), "msg/s",
+            f"{SCRAPE_RECORDS:,} records of {size} B per measurement; median of {len(runs)} runs; "
+            f"{len(self.agent_switches)} agent switches (rolling restarts); "
+            f"{load_range([x for r in runs for x in r['loadavg']])}")
+
     def bench_failover(self) -> None:
         print(f"Failover drill (playbooks/broker-failover.yml, {FAILOVER_BROKER})")
         window_row = ("failover_window", "Failover drill: unavailability window, one broker down", "s")
@@ -741,7 +802,8 @@ class Bench:
                 print("Bench setup: reference topic and principal, scripts, Kafka's tools")
                 self.playbook("bench/playbooks/setup.yml", "setup")
                 for step, method in (("inject", self.bench_inject), ("produce", self.bench_produce),
-                                     ("latency", self.bench_latency), ("failover", self.bench_failover)):
+                                     ("latency", self.bench_latency), ("scrape", self.bench_scrape),
+                                     ("failover", self.bench_failover)):
                     if step in steps:
                         try:
                             method()
