@@ -53,8 +53,10 @@ def test_kafka_output_watchdog_is_scheduled_and_sees_progress(host):
 
 
 def test_agent_listens_nowhere_but_on_its_metrics_port(host):
-    ports = {line.split()[3].rpartition(":")[2] for line in host.check_output("ss -Htlnp").splitlines()
-             if '"telegraf"' in line}
+    # As the agent's user: root without CAP_SYS_PTRACE (a container) cannot see another user's sockets' owners, so
+    # a root `ss -p` never names telegraf and an earlier "telegraf not in ss" check could not fail.
+    listing = host.check_output("runuser -u telegraf -- ss -Htlnp")
+    ports = {line.split()[3].rpartition(":")[2] for line in listing.splitlines() if '"telegraf"' in line}
     config = host.file("/etc/telegraf/telegraf.conf").content_string
     metrics = re.search(r'^\[\[outputs\.prometheus_client\]\]\n\s*listen = ":(\d+)"', config, re.M)
     assert ports == ({metrics.group(1)} if metrics else set()), ports
