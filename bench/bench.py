@@ -42,8 +42,9 @@ FAILOVER_BROKER = "kafka2"
 PRODUCE_DAYS_AGO = 1
 INJECT_DAYS_AGO = 10
 MAX_RUNS = 9
-# Records of one scraping-cost measurement (ProducerPerformance): a few seconds of the brokers' full speed.
-SCRAPE_RECORDS = 200_000
+# Records of one scraping-cost measurement (ProducerPerformance), default: about a minute and a half of the brokers'
+# full speed on the bench lab (200,000 records, ~20 s, gave per-run ratios 0.67-1.45 at load 4-8: too short).
+SCRAPE_RECORDS = 1_000_000
 # "tests" needs no lab: it reads the timings the last `make test` of this checkout wrote (tools/test_timings.py).
 STEPS = ["converge", "inject", "produce", "latency", "scrape", "failover", "tests"]
 LAB_STEPS = set(STEPS) - {"tests"}
@@ -607,6 +608,7 @@ class Bench:
         if not (self.src / "bench" / "playbooks" / "scrape.yml").exists():
             self.not_measured(key, measure, "msg/s", "bench/playbooks/scrape.yml is not in the measured commit")
             return
+        records = self.args.scrape_records
         mean_key, mean_value = self.record_sizes()
         size = round(mean_key + mean_value)
         self.agent_switches = []
@@ -622,12 +624,12 @@ class Bench:
                         state = on
                     out = self.work / f"scrape-r{n}-{'on' if on else 'off'}.json"
                     self.playbook("bench/playbooks/scrape.yml", f"scrape-r{n}-{'on' if on else 'off'}", {
-                        "bench_agent": on, "bench_out": str(out), "bench_points": SCRAPE_RECORDS,
+                        "bench_agent": on, "bench_out": str(out), "bench_points": records,
                         "bench_record_size": size})
                     result = json.loads(out.read_text(encoding="utf-8"))
                     tool = self.parse_producer_performance(result["stdout"])
-                    if tool["records"] != SCRAPE_RECORDS:
-                        raise StepFailed(f"run {n}: ProducerPerformance sent {tool['records']}, expected {SCRAPE_RECORDS}")
+                    if tool["records"] != records:
+                        raise StepFailed(f"run {n}: ProducerPerformance sent {tool['records']}, expected {records}")
                     rates["on" if on else "off"] = tool
                 load.append(loadavg())
                 runs.append({"run": n, "order": ["on" if o else "off" for o in order], "loadavg": load,
@@ -636,7 +638,7 @@ class Bench:
         finally:
             if not state:
                 self.switch_agent(True)  # leave the lab as its inventory says
-        self.details["scrape"] = {"records": SCRAPE_RECORDS, "record_size": size, "runs": runs,
+        self.details["scrape"] = {"records": records, "record_size": size, "runs": runs,
                                   "agent_switches": len(self.agent_switches)}
         self.throughput_rows(runs, ((
             key, measure, "on_rate", "off_rate",
@@ -646,7 +648,7 @@ class Bench:
             "while the monitor's Prometheus scrapes it every 15 s; reference = the same brokers with the agent off "
             "(playbooks/kafka.yml -e kafka_jmx_exporter_enabled=false: a rolling restart), same run, order "
             "alternated; issue 17 asks ratio >= 0.95"),), "msg/s",
-            f"{SCRAPE_RECORDS:,} records of {size} B per measurement; median of {len(runs)} runs; "
+            f"{records:,} records of {size} B per measurement; median of {len(runs)} runs; "
             f"{len(self.agent_switches)} agent switches (rolling restarts); "
             f"{load_range([x for r in runs for x in r['loadavg']])}")
 
@@ -830,6 +832,8 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Isobar benchmark on a private bench lab (bench/README.md).")
     parser.add_argument("--runs", type=int, default=3, help="runs of each throughput figure (median), default 3")
+    parser.add_argument("--scrape-records", type=int, default=SCRAPE_RECORDS,
+                        help=f"records of each scraping-cost measurement, default {SCRAPE_RECORDS:,}")
     parser.add_argument("--latency-duration", type=int, default=180, help="seconds of continuous flow, default 180")
     parser.add_argument("--only", nargs="+", choices=STEPS, help="measure only these (the lab is still converged)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the bench lab running at the end")
