@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fixtures.metrics_endpoint import telegraf_publishes_metrics
 
 from ansible_collections.isobar.pipeline.plugins.module_utils import grafana_dashboards as gd
 
@@ -46,7 +47,7 @@ def lab(inventory_vars, lab_host):
         assert producer.run("weather-consumer --json").rc == 0
     # Where a Telegraf agent publishes its own metrics, the Telegraf panels are in and must show data.
     agent = groups["telegraf"][0]
-    facts["with_telegraf_metrics"] = lab_host(agent).file("/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")
+    facts["with_telegraf_metrics"] = telegraf_publishes_metrics(lab_host(agent))
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     yield facts
     Path(handle.name).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.metrics_endpoint import telegraf_publishes_metrics
 import yaml
 
 testinfra_hosts = ["ansible://monitoring"]
@@ -44,8 +45,7 @@ def mon(inventory_vars, lab_host):
     facts["pipeline_exporters"] = {h for h in facts["groups"].get("pipeline", [])
                                    if lab_host(h).file("/etc/systemd/system/isobar-pipeline-exporter.service").exists}
     # Telegraf agents publishing their own metrics (outputs.prometheus_client; telegraf_metrics_enabled).
-    facts["telegraf_metrics"] = {h for h in facts["groups"].get("telegraf", []) if lab_host(h).file(
-        "/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")}
+    facts["telegraf_metrics"] = {h for h in facts["groups"].get("telegraf", []) if telegraf_publishes_metrics(lab_host(h))}
     facts["context"] = ssl.create_default_context(cafile=handle.name)
     facts["prometheus"] = f"https://{facts['isobar_address']}:{facts['monitoring_prometheus_port']}"
     facts["alertmanager"] = f"https://{facts['isobar_address']}:{facts['monitoring_alertmanager_port']}"

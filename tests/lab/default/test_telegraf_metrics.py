@@ -5,7 +5,6 @@ none dropped. The monitoring hosts' Prometheus scrapes it as job telegraf (test_
 dashboard's Telegraf panels read it (test_dashboards.py)."""
 from __future__ import annotations
 
-import re
 import socket
 
 import pytest
@@ -17,13 +16,12 @@ testinfra_hosts = ["ansible://telegraf"]
 
 @pytest.fixture(scope="module")
 def endpoint(host, inventory_vars):
-    config = host.file("/etc/telegraf/telegraf.conf").content_string
-    if not re.search(r"^\[\[outputs\.prometheus_client\]\]", config, re.M):
+    if not metrics_endpoint.telegraf_publishes_metrics(host):
         pytest.skip("the agent does not publish its metrics here (telegraf_metrics_enabled is false in this inventory)")
     name = host.backend.get_hostname()
     facts = inventory_vars(name, "isobar_address", "kafka_ca_file", "telegraf_metrics_port", "groups")
     facts["url"] = f"https://{facts['isobar_address']}:{facts['telegraf_metrics_port']}/metrics"
-    facts["config"] = config
+    facts["config"] = host.file("/etc/telegraf/telegraf.conf").content_string
     return facts
 
 

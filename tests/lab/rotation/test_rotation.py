@@ -98,8 +98,8 @@ def lab(inventory_vars, lab_host):
     facts["jmx_agent"] = {name: "-javaagent:" in lab_host(name).file("/etc/systemd/system/kafka.service").content_string
                           for name in facts["groups"]["kafka_brokers"]}
     # Telegraf agents publishing their own metrics (outputs.prometheus_client in their configuration).
-    facts["telegraf_metrics"] = [name for name in facts["groups"].get("telegraf", []) if lab_host(name).file(
-        "/etc/telegraf/telegraf.conf").contains(r"^\[\[outputs\.prometheus_client\]\]")]
+    facts["telegraf_metrics"] = [name for name in facts["groups"].get("telegraf", [])
+                                 if metrics_endpoint.telegraf_publishes_metrics(lab_host(name))]
     facts["kafka_jmx_exporter_port"] = yaml.safe_load(
         (ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())["kafka_jmx_exporter_port"]
     yield facts
