@@ -45,3 +45,59 @@ def test_every_default_has_a_comment_above_it(role):
 def test_role_readmes_list_the_variables():
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "role_readme.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# A role publishing a secret it has just generated (the first deploy's InfluxDB tokens) to the later plays of the same
+# run: the generated vault gets the value in the same step, so the next run reads the same value from the inventory.
+PUBLISHED_BY_THEIR_ROLE = {("influxdb", "influxdb_operator_token"), ("influxdb", "influxdb_client_tokens")}
+
+
+def inventory_names():
+    """Every variable an inventory of the project defines (group_vars, host_vars; vault files are encrypted)."""
+    names = set()
+    for pattern in ("inventories/*/group_vars/**/*.yml", "inventories/*/host_vars/**/*.yml",
+                    "molecule/*/inventory/group_vars/**/*.yml", "molecule/*/inventory/host_vars/**/*.yml"):
+        for path in ROOT.glob(pattern):
+            data = yaml.safe_load(path.read_text())
+            if isinstance(data, dict):
+                names.update(data)
+    return names
+
+
+def set_fact_names(tasks):
+    """Names set by set_fact in a list of tasks, blocks included."""
+    for task in tasks or []:
+        if not isinstance(task, dict):
+            continue
+        for key in ("block", "rescue", "always"):
+            yield from set_fact_names(task.get(key))
+        for module in ("ansible.builtin.set_fact", "set_fact"):
+            if isinstance(task.get(module), dict):
+                yield from (name for name in task[module] if name != "cacheable")
+
+
+def task_lists():
+    """(owner, tasks) of every task and handler file of the roles, and of every play of the playbooks."""
+    for path in sorted(ROOT.glob("roles/*/tasks/*.yml")) + sorted(ROOT.glob("roles/*/handlers/*.yml")):
+        yield path.parts[len(ROOT.parts) + 1], path, yaml.safe_load(path.read_text())
+    for path in sorted(ROOT.glob("playbooks/**/*.yml")) + sorted(ROOT.glob("*.yml")):
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, list):
+            continue
+        if any(isinstance(play, dict) and "hosts" in play for play in data):
+            for play in data:
+                for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+                    yield "playbooks", path, play.get(key)
+        else:
+            yield "playbooks", path, data  # a task file included by a playbook
+
+
+def test_no_set_fact_overwrites_an_inventory_name():
+    """Issue 13.3: operations hand new values to roles as explicit inputs, never by overwriting an inventory name
+    (kafka_scram_passwords, influxdb_client_tokens, ...) with set_fact for the rest of the run."""
+    inventory = inventory_names()
+    assert {"kafka_scram_passwords", "influxdb_client_tokens", "kafdrop_basic_auth_password"} <= inventory
+    found = sorted({f"{path.relative_to(ROOT)}: {name}" for owner, path, tasks in task_lists()
+                    for name in set_fact_names(tasks)
+                    if name in inventory and (owner, name) not in PUBLISHED_BY_THEIR_ROLE})
+    assert not found, f"set_fact overwrites inventory names: {found}"
