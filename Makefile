@@ -79,14 +79,19 @@ bench: venv artifacts ## Benchmark on a private bench lab (isobar-bench-*): tabl
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 .PHONY: lint
-lint: venv ## yamllint + ansible-lint (production profile) + ansible-test sanity of the collection
+lint: venv ## yamllint + ansible-lint (production profile) + ansible-test sanity and units of the collection
 	yamllint --strict .
 	ansible-lint --profile production
-	tools/ansible-test/sanity
+	tools/ansible-test/run sanity
+	tools/ansible-test/run units
 
 .PHONY: sanity
-sanity: venv ## ansible-test sanity of the collection's plugins, roles, playbooks and meta (tools/ansible-test/sanity)
-	tools/ansible-test/sanity
+sanity: venv ## ansible-test sanity of the collection's plugins, roles, playbooks and meta (tools/ansible-test/run sanity)
+	tools/ansible-test/run sanity
+
+.PHONY: units
+units: venv ## ansible-test units: the unit tests of the collection's Python (tests/unit/ansible-test-units.txt)
+	tools/ansible-test/run units
 
 .PHONY: collection
 collection: venv ## Build the collection artifact isobar-pipeline-<version>.tar.gz into .reports/collection/

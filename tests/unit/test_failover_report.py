@@ -6,16 +6,28 @@ identical JSON for a passing drill, one without its second phase, and one that s
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.isobar.pipeline.plugins.action import failover_drill_report as action
 from ansible_collections.isobar.pipeline.plugins.module_utils import failover_report as fr
 
-import failover_drill_fixture as fx
+
+def _load_fixture():
+    """The drill inputs next to this file, by path: plain pytest and ansible-test units import test modules under
+    different names, so a bare `import failover_drill_fixture` works under one only."""
+    spec = importlib.util.spec_from_file_location("failover_drill_fixture", Path(__file__).with_name("failover_drill_fixture.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fx = _load_fixture()
 
 
 def _checks(report):
