@@ -211,13 +211,11 @@ def test_wrong_password(kafka_server, admin, topic_name):
 def test_a_refusal_after_partitions_were_added_reports_changed_and_what_was_applied(kafka_server, admin, topic_name,
                                                                                     tmp_path):
     import subprocess
-    import sys
     from pathlib import Path
 
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-    from pipeline_helpers import grant, module_command, module_env, scram_user
+    from fixtures.pipeline_helpers import grant, module_command, module_env, scram_user
 
     topic(kafka_server, dict(name=topic_name, partitions=1, replication_factor=1))
     # A non-super user allowed to change this topic: a DENY on ALTER_CONFIGS added while the run is between

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
-from pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
+from fixtures.pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
     create_topic, kill_tree, producer, read_checkpoint, read_token, read_topic, scram_user, start_module, stream,
     write_points)
 

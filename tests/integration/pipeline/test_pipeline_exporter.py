@@ -25,7 +25,7 @@ import pytest
 import requests
 from conftest import run_module
 from fixtures.server_process import free_port, make_pki
-from pipeline_helpers import create_topic, grant, influx_token, scram_user, write_points
+from fixtures.pipeline_helpers import create_topic, grant, influx_token, scram_user, write_points
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = ROOT / "roles" / "pipeline" / "files" / "pipeline_exporter.py"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
-from pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
+from fixtures.pipeline_helpers import (  # noqa: F401 - producer, read_token and stream are fixtures
     ROOT, producer, read_checkpoint, read_token, read_topic, stream, write_points)
 from test_influx_to_kafka import assert_exactly_once
 

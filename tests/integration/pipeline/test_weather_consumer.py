@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_helpers import create_topic, grant, scram_user
+from fixtures.pipeline_helpers import create_topic, grant, scram_user
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = ROOT / "roles" / "pipeline" / "files" / "weather_consumer.py"

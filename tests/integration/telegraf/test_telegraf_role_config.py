@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.metrics_endpoint import labels, parse
+from fixtures.pipeline_helpers import create_topic, grant, scram_user
 from fixtures.prerequisites import missing
 from fixtures.server_process import free_port, make_pki
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "telegraf"
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "pipeline"))
-from pipeline_helpers import create_topic, grant, scram_user  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
