@@ -74,8 +74,14 @@ def inventory_facts(inventory: str, host: str) -> dict:
         except (ValueError, KeyError, IndexError):
             sys.exit(f"kafka_load: cannot read the inventory through ansible (rc={proc.returncode}): {proc.stderr[-1500:]}")
 
-    expression = ("{{ {'bootstrap': kafka_bootstrap_servers, 'user': kafka_admin_user, "
-                  "'password': kafka_scram_passwords[kafka_admin_user], 'ca': kafka_ca_file} | to_json }}")
+    # The pipeline's names are defaults of the topology role, which an ad-hoc command does not load: the inventory's
+    # value when it sets one, else the role's default (roles/topology/defaults/main.yml).
+    expression = ("{{ {'bootstrap': kafka_bootstrap_servers | default(groups['kafka_brokers']"
+                  " | isobar.pipeline.kafka_nodes_with(hostvars, 'broker') | map('extract', hostvars, 'isobar_address')"
+                  " | map('regex_replace', '$', ':' ~ (kafka_client_port | default(9092))) | join(',')),"
+                  " 'user': kafka_admin_user | default('admin'),"
+                  " 'password': kafka_scram_passwords[kafka_admin_user | default('admin')],"
+                  " 'ca': kafka_ca_file | default('/etc/isobar/pki/ca.crt')} | to_json }}")
     facts = json.loads(run("-m", "ansible.builtin.debug", "-a", f"msg={expression}")["msg"])
     ca = run("-m", "ansible.builtin.slurp", "-a", f"src={facts['ca']}")
     facts["ca_pem"] = base64.b64decode(ca["content"]).decode()
