@@ -109,7 +109,7 @@ test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB
 	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile --junitxml=.reports/pytest/integration.xml
 
 .PHONY: test-molecule
-test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation)
+test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation, scale)
 	@# With shared_state Molecule creates the test lab once but never destroys first: a test lab (and Molecule
 	@# state) left by an interrupted run would be reused as is. Start from bare hosts every time.
 	molecule destroy
