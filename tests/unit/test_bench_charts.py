@@ -3,12 +3,12 @@
 is read back pixel by pixel (no image comparison with a stored picture)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from fixtures.operations import load_program
 
 ROOT = Path(__file__).resolve().parents[2]
 plt_image = pytest.importorskip("matplotlib.image", reason="matplotlib is in requirements.txt (make venv)")
@@ -16,10 +16,7 @@ plt_image = pytest.importorskip("matplotlib.image", reason="matplotlib is in req
 
 @pytest.fixture(scope="module")
 def charts():
-    spec = importlib.util.spec_from_file_location("bench_charts", ROOT / "bench" / "charts.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_program("bench/charts.py", "bench_charts")
 
 
 def rgb(hex_colour):

@@ -1,21 +1,15 @@
 """tools/kafka_load.py's pure parts: the figures a failover drill reports from an events file (no server)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from fixtures.operations import load_program
 
 
 @pytest.fixture(scope="module")
 def load():
-    spec = importlib.util.spec_from_file_location("kafka_load", ROOT / "tools" / "kafka_load.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_program("tools/kafka_load.py", "kafka_load")
 
 
 def ack(seq, sent, wait, partition=0):

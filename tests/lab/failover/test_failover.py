@@ -14,7 +14,6 @@ come from the inventory through Ansible (tests/lab/conftest.py).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
@@ -25,6 +24,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fixtures.operations import load_program
 from fixtures.prerequisites import missing, require_module
 
 testinfra_hosts = ["ansible://kafka_brokers"]
@@ -64,10 +64,7 @@ def report(report_path) -> dict:
 
 @pytest.fixture(scope="module")
 def kafka_load():
-    spec = importlib.util.spec_from_file_location("kafka_load", ROOT / "tools" / "kafka_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_program("tools/kafka_load.py", "kafka_load")
 
 
 def _events(report_path: Path, run: str, kafka_load) -> list[dict]:

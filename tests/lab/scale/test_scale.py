@@ -8,38 +8,28 @@ analysis), the balance from the per-broker counts, and the cluster is read as it
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from fixtures.prerequisites import missing, require_module
+from fixtures.operations import changed_nothing, in_order, load_program, results_dir, step_log, traffic_sets
+from fixtures.prerequisites import require_module
 
 from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client
 
-ROOT = Path(__file__).resolve().parents[3]
 STEPS = ["create", "add", "rebalance", "rebalance_again", "refuse_controller", "refuse_below_rf", "remove",
          "remove_again", "forget"]
 REFUSED = {"refuse_controller", "refuse_below_rf"}
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Phases of the traffic: operations that change the cluster while it runs.
 PHASES = ["add", "rebalance", "remove", "forget"]
 
 
 @pytest.fixture(scope="module")
 def scale_dir() -> Path:
-    if os.environ.get("ISOBAR_SCALE_DIR"):
-        path = Path(os.environ["ISOBAR_SCALE_DIR"])
-    elif os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
-        path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "scale"
-    else:
-        missing("no scale results: set ISOBAR_SCALE_DIR (or run under Molecule) to check the scale-out/in figures")
-    assert (path / "marks.json").is_file(), f"the scale side effect left no marks in {path} (did it run?)"
-    return path
+    return results_dir("scale", "ISOBAR_SCALE_DIR")
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +39,7 @@ def marks(scale_dir) -> dict:
 
 @pytest.fixture(scope="module")
 def kafka_load():
-    spec = importlib.util.spec_from_file_location("kafka_load", ROOT / "tools" / "kafka_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_program("tools/kafka_load.py", "kafka_load")
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +53,6 @@ def report(scale_dir: Path, step: str) -> dict:
     return json.loads(path.read_text())
 
 
-def recap(scale_dir: Path, step: str) -> dict[str, dict[str, int]]:
-    """{host: {ok, changed, failed, ...}} from the PLAY RECAP of a step's output."""
-    text = ANSI.sub("", (scale_dir / f"{step}.log").read_text())
-    section = text.rsplit("PLAY RECAP", 1)[-1]
-    hosts = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", section, re.M):
-        hosts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    assert hosts, f"no PLAY RECAP in {step}.log"
-    return hosts
-
-
 def spread(counts: dict, brokers) -> int:
     values = [counts[str(b)] for b in brokers]
     return max(values) - min(values)
@@ -85,7 +61,7 @@ def spread(counts: dict, brokers) -> int:
 # --- the steps ---------------------------------------------------------------------------------
 
 def test_every_step_ran_and_ended_as_expected(marks):
-    assert sorted(marks, key=lambda step: marks[step]["begin"]) == STEPS
+    assert in_order(marks) == STEPS
     for step in STEPS:
         assert (marks[step]["rc"] != 0) == (step in REFUSED), (step, marks[step])
         print(f"{step}: {marks[step]['end'] - marks[step]['begin']:.1f} s, rc {marks[step]['rc']}")
@@ -107,7 +83,7 @@ def test_adding_the_broker_moved_a_balanced_share_onto_it_under_a_throttle(scale
 def test_a_second_rebalance_moves_and_changes_nothing(scale_dir):
     again = report(scale_dir, "rebalance_again")
     assert not again["changed"] and again["moves"] == [] and again["elected"] == []
-    assert all(counts["changed"] == 0 for counts in recap(scale_dir, "rebalance_again").values())
+    assert changed_nothing(scale_dir, "rebalance_again")
 
 
 @pytest.mark.parametrize("step, reason", [
@@ -115,10 +91,10 @@ def test_a_second_rebalance_moves_and_changes_nothing(scale_dir):
     ("refuse_below_rf", r"replication factor 3, more than the 2 broker\(s\) \[1, 2\] that would remain"),
 ])
 def test_unsafe_requests_are_refused_with_nothing_changed(scale_dir, step, reason):
-    text = " ".join(ANSI.sub("", (scale_dir / f"{step}.log").read_text()).split())
+    text = " ".join(step_log(scale_dir, step).split())
     assert re.search(reason, text), f"{step}: the refusal does not say why ({reason!r})"
     assert "nothing was changed" in text.lower() or "Nothing was changed" in text
-    assert all(counts["changed"] == 0 for counts in recap(scale_dir, step).values()), recap(scale_dir, step)
+    assert changed_nothing(scale_dir, step)
 
 
 def test_removing_the_broker_drained_it_then_a_second_run_changes_nothing(scale_dir):
@@ -127,7 +103,7 @@ def test_removing_the_broker_drained_it_then_a_second_run_changes_nothing(scale_
     assert spread(drained["replicas_after"], [1, 2, 3]) <= 1 and spread(drained["leaders_after"], [1, 2, 3]) <= 1
     again = report(scale_dir, "remove_again")
     assert again["moves"] == [] and not again["changed"]
-    assert all(counts["changed"] == 0 for counts in recap(scale_dir, "remove_again").values())
+    assert changed_nothing(scale_dir, "remove_again")
     print(f"drain: {len(drained['moves'])} partitions changed, {drained['copies']} copies, "
           f"{drained['bytes_moved']} bytes; replicas {drained['replicas_before']} -> {drained['replicas_after']}")
 
@@ -135,10 +111,8 @@ def test_removing_the_broker_drained_it_then_a_second_run_changes_nothing(scale_
 # --- the traffic, from its raw events ---------------------------------------------------------
 
 def test_nothing_acknowledged_was_lost_and_nothing_failed(events):
-    acked = {e["seq"] for e in events if e["e"] == "ack"}
-    failed = {e["seq"] for e in events if e["e"] == "err"}
-    sent = {e["seq"] for e in events if e["e"] in ("ack", "err")}
-    read = {seq for e in events if e["e"] == "read" for seq in e["s"]}
+    acked, failed, read = traffic_sets(events)
+    sent = acked | failed
     assert acked and not failed
     assert sent == acked == read, (f"{len(acked - read)} acknowledged never read back, "
                                    f"{len(read - acked)} read but not acknowledged")
