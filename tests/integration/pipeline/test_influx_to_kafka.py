@@ -140,9 +140,12 @@ def test_start_is_ignored_once_a_checkpoint_exists(job, kafka_server, influxdb_s
     ("gap_send", 1, 49),         # died after batch 2 was acknowledged except its 25th message (a failed middle send)
 ])
 def test_a_run_dying_mid_batch_is_completed_by_the_next_without_duplicates(
-        job, kafka_server, influxdb_server, monkeypatch, stage, recovered, already):
+        job, kafka_server, influxdb_server, monkeypatch, tmp_path, stage, recovered, already):
     written = write_points(influxdb_server, job["name"], T0, 40)  # 160 points, batches of 50
     monkeypatch.setenv("ISOBAR_FAULT_INJECT", f"{stage}:2")
+    # The injected crash leaves the module's unpacked AnsiballZ payload behind: in pytest's tmp_path, not in /tmp
+    # (four directories per test run were piling up there).
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     crashed = run_module("influx_to_kafka", job["args"])
     assert crashed.get("failed"), "the injected crash did not happen"
     state = read_checkpoint(job["checkpoint"])
