@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.operations import changed_nothing, in_order, load_program, results_dir, step_log, traffic_sets
 from fixtures.prerequisites import require_module
 
@@ -22,6 +23,7 @@ from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_clien
 
 STEPS = ["create", "add", "rebalance", "rebalance_again", "refuse_controller", "refuse_below_rf", "remove",
          "remove_again", "forget"]
+ROOT = Path(__file__).resolve().parents[3]
 REFUSED = {"refuse_controller", "refuse_below_rf"}
 # Phases of the traffic: operations that change the cluster while it runs.
 PHASES = ["add", "rebalance", "remove", "forget"]
@@ -164,6 +166,18 @@ def test_no_replication_throttle_is_left(admin):
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(broker))])
         entries = (configs.get("broker") or {}).get(str(broker)) or {}
         assert not {name for name in entries if "replication.throttled" in name}, (broker, entries)
+
+
+def test_no_host_remembers_the_removed_broker(lab_host):
+    """Firewalls, bootstrap lists, scrape targets: after site.yml without kafka4, its address is nowhere in /etc."""
+    grown = yaml.safe_load((ROOT / "molecule" / "shared" / "inventory-scale" / "95-kafka4.yml").read_text())
+    address = grown["all"]["children"]["kafka_brokers"]["hosts"]["kafka4"]["isobar_address"]
+    for name in ("kafka1", "kafka2", "kafka3", "influxdb1", "monitor"):
+        found = lab_host(name).run(f"grep -rIlF -e {address}: -e '{address} ' -e '{address},' -e '{address}\"' /etc")
+        assert found.stdout.strip() == "", f"{name} still names kafka4 ({address}) in: {found.stdout.split()}"
+    for name in ("kafka1", "kafka2", "kafka3"):
+        ruleset = lab_host(name).check_output("nft list table inet isobar")
+        assert not re.search(rf"{re.escape(address)}(?![0-9])", ruleset), f"{name}'s loaded firewall still lets kafka4 in"
 
 
 def test_the_added_host_is_gone():
