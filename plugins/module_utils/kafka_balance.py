@@ -195,6 +195,7 @@ def plan(assignment, brokers, drain=()):
     """
     drain = set(drain)
     targets = validate(assignment, brokers, drain)
+    gone = absent(assignment, brokers, drain)
     new = {key: list(replicas) for key, replicas in assignment.items()}
     load = Counter({b: 0 for b in targets})
     for replicas in new.values():
@@ -204,13 +205,13 @@ def plan(assignment, brokers, drain=()):
     _balance_leaders(new, targets)
     moves = {key: (list(assignment[key]), new[key]) for key in sorted(new) if new[key] != list(assignment[key])}
     data_moves = {key: change for key, change in moves.items() if set(change[0]) != set(change[1])}
-    shown = sorted(set(brokers) | (drain - set(absent(assignment, brokers, drain))))
+    shown = sorted(set(brokers) | (drain - set(gone)))
     return {
         "assignment": new,
         "moves": moves,
         "data_moves": data_moves,
         "targets": targets,
-        "absent": absent(assignment, brokers, drain),
+        "absent": gone,
         "replicas_before": replicas_per_broker(assignment, shown),
         "replicas_after": replicas_per_broker(new, shown),
         "leaders_before": leaders_per_broker(assignment, shown),

@@ -191,19 +191,17 @@ def keyed(counts):
 
 def throttle_configs(client, brokers, topics):
     """The throttle configs set now: {("broker"|"topic", name): [config names]}."""
-    resources = ([ConfigResource(ConfigResourceType.BROKER, str(b)) for b in brokers]
-                 + [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+    # One request: kafka-python sends each broker its own resource and the topics together.
+    described = client.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(b)) for b in brokers]
+                                        + [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
     found = {}
-    for resource in resources:
-        described = client.describe_configs([resource])
-        kind = "broker" if resource.resource_type == ConfigResourceType.BROKER else "topic"
-        entries = (described.get(kind) or {}).get(resource.name) or {}
-        names = BROKER_THROTTLES if kind == "broker" else TOPIC_THROTTLES
-        dynamic = [name for name in names if name in entries
-                   and str(entries[name].get("config_source", "")).startswith("DYNAMIC")
-                   and entries[name].get("value") not in (None, "")]
-        if dynamic:
-            found[kind, resource.name] = dynamic
+    for kind, names in (("broker", BROKER_THROTTLES), ("topic", TOPIC_THROTTLES)):
+        for name, entries in sorted((described.get(kind) or {}).items()):
+            dynamic = [config for config in names if config in entries
+                       and str(entries[config].get("config_source", "")).startswith("DYNAMIC")
+                       and entries[config].get("value") not in (None, "")]
+            if dynamic:
+                found[kind, name] = dynamic
     return found
 
 
@@ -300,7 +298,8 @@ def run(module, client):
     moves, data_moves = result["moves"], result["data_moves"]
     new = result["assignment"]
     to_elect = {key for key, replicas in new.items() if leaders.get(key) != replicas[0]}
-    throttles = throttle_configs(client, registered, sorted({key[0] for key in assignment}))
+    topics = sorted({topic for topic, dummy in assignment})
+    throttles = throttle_configs(client, registered, topics)
     sizes = partition_sizes(client, data_moves)
     copies = sum(len(set(after) - set(before)) for before, after in data_moves.values())
     report = {
@@ -339,7 +338,8 @@ def run(module, client):
             raise KafkaModuleError(f"the controller refused the reassignment of {refused}; the partitions not listed "
                                    "were reassigned. Run again once the cause is fixed.")
         report["waited_seconds"] = round(waited + wait_for_reassignments(client, set(moves), params["timeout"]), 1)
-    remove_throttle(client, throttle_configs(client, registered, sorted({key[0] for key in assignment})))
+    # Read again: this run's own throttle, and one an earlier, timed-out run left, go together.
+    remove_throttle(client, throttle_configs(client, registered, topics))
     report["throttle_removed"] = bool(throttles or (data_moves and params["throttle"] > 0))
     final = new
     if params["elect_leaders"]:
