@@ -141,9 +141,13 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client impor
 try:
     from kafka import TopicPartition
     from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
+    from kafka.errors import EligibleLeadersNotAvailableError, PreferredLeaderNotAvailableError
+    NOT_YET_ELECTABLE = (EligibleLeadersNotAvailableError, PreferredLeaderNotAvailableError)
 except ImportError:  # reported by connect()
-    pass
+    NOT_YET_ELECTABLE = ()
 
+# Upper bound on waiting for the brokers' metadata to show the new replicas led by their preferred leader.
+LEADER_SETTLE_SECONDS = 120
 BROKER_THROTTLES = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
 TOPIC_THROTTLES = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
 
@@ -266,13 +270,43 @@ def partition_sizes(client, keys):
 
 
 def elect(client, keys):
-    if not keys:
-        return []
+    """Preferred-leader election of keys ({(topic, partition)}); partitions already led by it are not an error."""
     topic_partitions = {}
     for topic, partition in sorted(keys):
         topic_partitions.setdefault(topic, []).append(partition)
     client.elect_leaders(0, topic_partitions=topic_partitions)
-    return [f"{topic}-{partition}" for topic, partition in sorted(keys)]
+
+
+def settle_leaders(client, target, topics, timeout, poll=0.5):
+    """Elect target's first replica as leader wherever it is not, until the metadata shows it everywhere.
+
+    Returns (elected keys, leaders, assignment) as last read. Right after the controller reports the reassignments
+    done, a broker's metadata can still show a partition's old replicas: an election decided on that view elects
+    nothing, so a partition counts as settled only once its replicas read as target's and its leader as their first.
+    """
+    started = time.monotonic()
+    elected = set()
+    while True:
+        current, leaders = read_assignment(client, topics)
+        # A partition missing from the view was deleted meanwhile: nothing to settle for it.
+        lagging = sorted(key for key, replicas in target.items() if key in current and current[key] != replicas)
+        unled = {key for key, replicas in target.items()
+                 if current.get(key) == replicas and leaders.get(key) != replicas[0]}
+        if not lagging and not unled:
+            return sorted(elected), leaders, current
+        if time.monotonic() - started > timeout:
+            names = ", ".join(f"{t}-{p}" for t, p in (lagging + sorted(unled))[:10])
+            raise KafkaModuleError(
+                f"after {timeout} s, {len(lagging)} partition(s) do not show their new replicas yet and {len(unled)} "
+                f"are not led by their preferred replica ({names}); the reassignments are done and the throttle is "
+                "removed. Run the module again to elect the leaders.")
+        if unled:
+            try:
+                elect(client, unled)
+            except NOT_YET_ELECTABLE:
+                pass  # the preferred replica is not in sync yet: the next round asks again
+            elected |= unled
+        time.sleep(poll)
 
 
 def run(module, client):
@@ -343,9 +377,9 @@ def run(module, client):
     report["throttle_removed"] = bool(throttles or (data_moves and params["throttle"] > 0))
     final = new
     if params["elect_leaders"]:
-        current, leaders = read_assignment(client, params["topics"])
-        report["elected"] = elect(client, {key for key, replicas in current.items() if leaders.get(key) != replicas[0]})
-        final, leaders = read_assignment(client, params["topics"])
+        elected, leaders, final = settle_leaders(client, new, params["topics"],
+                                                 min(params["timeout"], LEADER_SETTLE_SECONDS))
+        report["elected"] = [f"{topic}-{partition}" for topic, partition in elected]
         report["leaders_after"] = actual_leaders(leaders, [b for b in registered if b not in params["drain"]])
     report["replicas_after"] = keyed(replicas_per_broker(final, registered))
     return True, report
