@@ -1,10 +1,12 @@
-"""Verify of the opt-in rolling upgrade (molecule/shared/upgrade.yml): Kafka 4.3.1 -> 4.4.0 under load, finalized,
-downgrade refused. Results in $MOLECULE_EPHEMERAL_DIRECTORY/upgrade (or $ISOBAR_UPGRADE_DIR); skipped with the reason
+"""Verify of the opt-in rolling upgrades (molecule/shared/upgrade.yml): a Telegraf release that cannot load the
+configuration refused, Telegraf 1.39.2 -> 1.39.3, Kafka 4.3.1 -> 4.4.0 under load, finalized, downgrade refused. Results in $MOLECULE_EPHEMERAL_DIRECTORY/upgrade (or $ISOBAR_UPGRADE_DIR); skipped with the reason
 when neither is set or the side effect did not run there."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,11 @@ from fixtures.operations import marks as read_marks
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
-STEPS = ["upgrade", "upgrade_again", "finalize", "refuse_downgrade"]
+STEPS = ["telegraf_refused", "telegraf_upgrade", "telegraf_upgrade_again", "influxdb_refuse_downgrade",
+         "upgrade", "upgrade_again", "finalize", "refuse_downgrade"]
+REFUSED = {"telegraf_refused", "influxdb_refuse_downgrade", "refuse_downgrade"}
 TARGET = os.environ.get("ISOBAR_UPGRADE_TO", "4.4.0")
+TELEGRAF_FROM, TELEGRAF_TO = "1.39.2", "1.39.3"
 # metadata.version levels of 4.4 and 4.3 (roles/kafka/vars/main.yml kafka_metadata_versions).
 TARGET_LEVEL, PREVIOUS_LEVEL = 33, 30
 
@@ -32,7 +37,7 @@ def marks(op_dir) -> dict:
 def test_every_step_ended_as_expected(marks):
     assert in_order(marks) == STEPS
     for step in STEPS:
-        assert (marks[step]["rc"] != 0) == (step == "refuse_downgrade"), (step, marks[step])
+        assert (marks[step]["rc"] != 0) == (step in REFUSED), (step, marks[step])
         print(f"{step}: {marks[step]['end'] - marks[step]['begin']:.1f} s, rc {marks[step]['rc']}")
 
 
@@ -64,3 +69,57 @@ def test_nothing_acknowledged_was_lost_and_nothing_failed(op_dir, marks):
 def test_every_broker_runs_the_new_release(host, op_dir):  # op_dir: skipped unless the upgrade ran
     assert host.file("/opt/kafka/current").linked_to == f"/opt/kafka/kafka_2.13-{TARGET}"
     assert host.service("kafka").is_running
+
+
+def test_a_telegraf_release_that_cannot_load_the_configuration_is_refused_before_the_switch(op_dir):
+    """The 1.39.3 build without the Kafka output: its binary runs and has the right version, so only loading the
+    configuration with it can tell. Refused with the reason; never switched to, the agent never restarted, and the
+    unpacked release removed again (so a corrected archive of the same version unpacks next time)."""
+    log = step_log(op_dir, "telegraf_refused")
+    text = " ".join(log.split())
+    assert f"Telegraf {TELEGRAF_TO} cannot load /etc/telegraf/telegraf.conf" in text, text[-2000:]
+    assert f"keeps running /opt/telegraf/telegraf-{TELEGRAF_FROM}" in text
+    assert "Switch | Point current at this release" not in log
+    assert "RUNNING HANDLER [isobar.pipeline.telegraf : Restart telegraf]" not in log
+
+
+def test_telegraf_was_switched_to_the_new_release_once_and_a_second_run_changes_nothing(op_dir, marks, lab_host):
+    monitor = lab_host("monitor")
+    assert "RUNNING HANDLER [isobar.pipeline.telegraf : Restart telegraf]" in step_log(op_dir, "telegraf_upgrade")
+    assert changed_nothing(op_dir, "telegraf_upgrade_again")
+    assert monitor.file("/opt/telegraf/current").linked_to == f"/opt/telegraf/telegraf-{TELEGRAF_TO}"
+    assert monitor.run(f"test -e /opt/telegraf/telegraf-{TELEGRAF_TO}/usr/bin/telegraf").rc == 0
+    # Started during the upgrade step, not since (the second run restarted nothing).
+    started = monitor.run("systemctl show telegraf -p ActiveEnterTimestamp --value "
+                          "| xargs -I{} date -d {} +%s").stdout.strip()
+    assert marks["telegraf_upgrade"]["begin"] <= int(started) <= marks["telegraf_upgrade"]["end"] + 1, started
+
+
+def test_the_new_telegraf_release_delivers_to_kafka(lab_host, op_dir):  # op_dir: skipped unless the upgrade ran
+    """Telegraf's own internal_write statistics (the JSON lines file the watchdog reads) carry the agent's version:
+    the Kafka output of the new release keeps writing metrics."""
+    monitor = lab_host("monitor")
+
+    def kafka_samples():
+        lines = monitor.check_output("tail -n 400 /var/lib/telegraf/internal_write.json").splitlines()
+        samples = [json.loads(line) for line in lines if '"internal_write"' in line]
+        return [s for s in samples if s["tags"].get("output") == "kafka" and s["tags"].get("version") == TELEGRAF_TO]
+
+    first = kafka_samples()
+    assert first, f"no internal_write sample of the Kafka output from Telegraf {TELEGRAF_TO}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        later = kafka_samples()
+        if later[-1]["fields"]["metrics_written"] > first[-1]["fields"]["metrics_written"]:
+            break
+        time.sleep(5)
+    assert later[-1]["fields"]["metrics_written"] > first[-1]["fields"]["metrics_written"], later[-1]
+    assert later[-1]["fields"].get("errors", 0) == first[-1]["fields"].get("errors", 0), later[-1]
+
+
+def test_an_influxdb_downgrade_is_refused_with_nothing_changed(op_dir, lab_host):
+    text = " ".join(step_log(op_dir, "influxdb_refuse_downgrade").split())
+    assert "influxd 2.9.1 is installed and influxdb_version asks for 2.8.0" in text, text[-2000:]
+    assert "a downgrade is refused" in text and "Nothing was changed" in text
+    assert changed_nothing(op_dir, "influxdb_refuse_downgrade")
+    assert lab_host("influxdb1").file("/opt/influxdb/current").linked_to == "/opt/influxdb/influxdb2-2.9.1"
