@@ -24,7 +24,8 @@ INVENTORY ?= inventories/lab
 VAULT_ARGS ?= $(if $(filter inventories/lab inventories/lab/,$(INVENTORY)),--vault-id lab@inventories/lab/vault-password.txt,)
 # Extra arguments for the lab engine playbooks, e.g. LAB_ARGS='-e lab_dockerd_args=--storage-driver=vfs'
 LAB_ARGS ?=
-MOLECULE_SCENARIOS ?= --all
+# Every scenario but the opt-in upgrade one (make test-upgrade).
+MOLECULE_SCENARIOS ?= --all --exclude upgrade
 # Extra arguments of the benchmark, e.g. BENCH_ARGS='--runs 5 --keep-lab' (bench/bench.py --help)
 BENCH_ARGS ?=
 
@@ -118,6 +119,15 @@ test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, 
 	@# Molecule's output passes through test_timings.py, which times each scenario's steps (converge, idempotence...).
 	molecule test $(MOLECULE_SCENARIOS) 2>&1 | $(BIN)/python tools/test_timings.py molecule-steps \
 	  || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
+
+.PHONY: test-upgrade
+test-upgrade: venv ## Opt-in: rolling upgrades of Telegraf and Kafka under load on a fresh test lab (about 12 min)
+	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE) --upgrade-targets
+	molecule destroy -s default
+	rm -f .reports/molecule-upgrade.xml
+	@# The lab is created and converged by the default scenario (shared state), then upgraded and verified.
+	rc=0; { molecule create -s default && molecule converge -s default && molecule side-effect -s upgrade \
+	  && molecule verify -s upgrade; } || rc=$$?; molecule destroy -s default; exit $$rc
 
 # The phases of make test, in order; each one's wall time (and Molecule's steps per scenario) goes to
 # .reports/test-timings.json, which bench/bench.py reports as rows (tools/test_timings.py). setup is the toolchain
