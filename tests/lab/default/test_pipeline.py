@@ -159,9 +159,9 @@ def test_converge_inject_window_does_not_move_with_the_clock(lab, inventory_vars
     """site.yml's inject defaults to the last full UTC day, relative to now: a converge before midnight and an
     idempotence run after it injected two different days (a CI run failed its idempotence so). The test lab's
     converges inject an absolute day, pinned when it was created (molecule/shared/create.yml)."""
-    window = inventory_vars(lab["producer_host"], "weather_inject_start", "weather_inject_stop")
+    window = inventory_vars(lab["producer_host"], "pipeline_inject_once_start", "pipeline_inject_once_stop")
     start, stop = (datetime.datetime.strptime(window[name], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-                   for name in ("weather_inject_start", "weather_inject_stop"))
+                   for name in ("pipeline_inject_once_start", "pipeline_inject_once_stop"))
     assert stop - start == datetime.timedelta(days=1) and stop.time() == datetime.time(0), window
     assert stop <= datetime.datetime.now(datetime.timezone.utc), f"{window}: the pinned day is not over yet"
 
@@ -172,7 +172,7 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
         # one-shot run leaves the service's checkpoint alone and says why.
         produce = run_playbook(lab["inventory"], "produce.yml", {})
         assert "Note that the live producer service publishes" in produce, sorted(produce)
-        assert not [name for name in produce if name.startswith("Publish the new points")], sorted(produce)
+        assert not [name for name in produce if "Publish the new points (acks=all" in name], sorted(produce)
         return
     host = lab["host"]
     with host.sudo():
@@ -184,15 +184,15 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
     # regular inject), so a re-run of this test re-injects identical points.
     stations = 3
     inject = run_playbook(lab["inventory"], "inject.yml", {
-        "weather_inject_stations": stations, "weather_inject_start": "-90s", "weather_inject_stop": "now",
-        "weather_inject_interval": "10s", "weather_inject_now_granularity": "1s", "weather_inject_seed": 42})
-    written = inject["Write the simulated weather"]
+        "pipeline_inject_once_stations": stations, "pipeline_inject_once_start": "-90s", "pipeline_inject_once_stop": "now",
+        "pipeline_inject_once_interval": "10s", "pipeline_inject_once_now_granularity": "1s", "pipeline_inject_once_seed": 42})
+    written = [r for name, r in inject.items() if name.endswith("Write the simulated weather")][0]
     k, window = written["points_written"], written["window"]
     assert written["points_expected"] == 9 * stations  # [now-90s, now) every 10 s
     assert k > 0, f"the window {window} was already injected: nothing new to follow"
 
     produce = run_playbook(lab["inventory"], "produce.yml", {})
-    produced = [r for name, r in produce.items() if name.startswith("Publish the new points")][0]
+    produced = [r for name, r in produce.items() if "Publish the new points (acks=all" in name][0]
     assert produced["changed"] and produced["messages"] >= k
     assert produced["checkpoint"]["pending"] == 0
     print(f"injected {k} points in {window['first']} .. {window['last']}; produced {produced['messages']} messages "
@@ -216,7 +216,7 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
     assert produced["checkpoint"]["delivered_total"] - before["delivered_total"] == produced["messages"]
 
     again = run_playbook(lab["inventory"], "produce.yml", {})
-    rerun = [r for name, r in again.items() if name.startswith("Publish the new points")][0]
+    rerun = [r for name, r in again.items() if "Publish the new points (acks=all" in name][0]
     assert rerun["changed"] is False and rerun["messages"] == 0, rerun
 
 

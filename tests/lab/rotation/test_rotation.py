@@ -434,10 +434,10 @@ def test_pipeline_flows_with_the_new_credentials(lab, inventory_path):
         c.close()
 
     rc, _, results, failed = run_playbook(inventory_path, "inject.yml", {
-        "weather_inject_stations": 2, "weather_inject_start": "+5s", "weather_inject_stop": "+35s",
-        "weather_inject_interval": "10s", "weather_inject_now_granularity": "1s", "weather_inject_seed": 7})
+        "pipeline_inject_once_stations": 2, "pipeline_inject_once_start": "+5s", "pipeline_inject_once_stop": "+35s",
+        "pipeline_inject_once_interval": "10s", "pipeline_inject_once_now_granularity": "1s", "pipeline_inject_once_seed": 7})
     assert rc == 0 and not failed, failed
-    written = results["Write the simulated weather"]
+    written = [r for name, r in results.items() if name.endswith("Write the simulated weather")][0]
     assert written["points_written"] == written["points_expected"] > 0, written
     first, last = (int(datetime.datetime.fromisoformat(written["window"][k].replace("Z", "+00:00")).timestamp()) * 10**9
                    for k in ("first", "last"))
@@ -446,7 +446,7 @@ def test_pipeline_flows_with_the_new_credentials(lab, inventory_path):
     # the service off the option changes nothing.
     rc, _, results, failed = run_playbook(inventory_path, "produce.yml", {"pipeline_produce_pause_service": True})
     assert rc == 0 and not failed, failed
-    produced = [r for name, r in results.items() if name.startswith("Publish the new points")][0]
+    produced = [r for name, r in results.items() if "Publish the new points (acks=all" in name][0]
 
     c = consumer(lab, lab["kafka_consumer_user"])
     try:
