@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -27,8 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # the repository: results and the toolchain (.venv)
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = ROOT / ".venv" / "bin"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import charts  # noqa: E402 - bench/charts.py, next to this file
+
+def _load_charts():
+    """bench/charts.py, next to this file (a program of the repository, not a package)."""
+    spec = importlib.util.spec_from_file_location("charts", Path(__file__).resolve().with_name("charts.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+charts = _load_charts()
 
 # Workloads (repeated in each row's conditions).
 INJECT_STATIONS = 100  # x one day at 1 point/min = 144,000 points per run and side
