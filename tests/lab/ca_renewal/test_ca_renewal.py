@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rotation"))
-from test_rotation import Secret, ephemeral, lab, old, run_playbook  # noqa: E402,F401  (fixtures lab, old)
+from fixtures.rotation import Secret, ephemeral, lab, old, run_playbook  # noqa: F401  (fixtures lab, old)
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 

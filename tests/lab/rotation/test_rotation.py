@@ -19,12 +19,10 @@ import collections
 import datetime
 import hashlib
 import json
-import os
 import re
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -42,68 +40,9 @@ from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_clien
 
 kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError  # noqa: E402
-from fixtures.ansible_env import ansible_env
 
 VAULT_PASSWORD_FILE = ROOT / "inventories" / "lab" / "vault-password.txt"
-
-
-class Secret(str):
-    """A str whose repr never shows the value."""
-
-    def __repr__(self):
-        return "Secret(<masked>)"
-
-
-def masked(value):
-    if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
-    return Secret(value) if isinstance(value, str) else value
-
-
-def ephemeral() -> Path:
-    path = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
-    if not path:
-        pytest.fail("MOLECULE_EPHEMERAL_DIRECTORY is not set: run through `molecule verify -s rotation`")
-    return Path(path)
-
-
-@pytest.fixture(scope="module")
-def old():
-    """The credentials and certificate serials the side effect recorded before rotating."""
-    path = ephemeral() / "rotation-old.json"
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run the side effect first (molecule side-effect -s rotation)")
-    assert path.stat().st_mode & 0o077 == 0, "the record of the old credentials must be private (0600)"
-    return masked(json.loads(path.read_text()))
-
-
-@pytest.fixture(scope="module")
-def lab(inventory_vars, lab_host):
-    facts = inventory_vars(
-        "kafka1", "kafka_bootstrap_servers", "kafka_scram_passwords", "kafka_admin_user", "kafka_service_users",
-        "kafka_ca_file", "kafka_weather_topic", "kafka_telegraf_topic", "kafka_consumer_user", "kafka_client_port",
-        "influxdb_url", "influxdb_org", "influxdb_bucket", "influxdb_client_tokens", "influxdb_operator_token",
-        "influxdb_admin_user", "influxdb_admin_password", "influxdb_port", "kafdrop_basic_auth_user",
-        "kafdrop_basic_auth_password", "kafdrop_port", "alert_receiver_port", "isobar_vault_file",
-        "isobar_generated_vault_file", "isobar_vault_id", "monitoring_enabled", "monitoring_node_exporter_port",
-        "monitoring_prometheus_port", "monitoring_alertmanager_port", "pipeline_exporter_enabled", "pipeline_exporter_port",
-        "telegraf_metrics_port", "groups")
-    facts = masked(facts)
-    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
-        handle.write(lab_host("kafka1").file(facts["kafka_ca_file"]).content_string)
-    facts["ca_file"] = handle.name
-    facts["addresses"] = {name: inventory_vars(name, "isobar_address")["isobar_address"] for name in facts["groups"]["all"]}
-    facts["users"] = [facts["kafka_admin_user"]] + list(facts["kafka_service_users"])
-    # Brokers running the JMX exporter agent (on their command line), and its port (a kafka role default).
-    facts["jmx_agent"] = {name: "-javaagent:" in lab_host(name).file("/etc/systemd/system/kafka.service").content_string
-                          for name in facts["groups"]["kafka_brokers"]}
-    # Telegraf agents publishing their own metrics (outputs.prometheus_client in their configuration).
-    facts["telegraf_metrics"] = [name for name in facts["groups"].get("telegraf", [])
-                                 if metrics_endpoint.telegraf_publishes_metrics(lab_host(name))]
-    facts["kafka_jmx_exporter_port"] = yaml.safe_load(
-        (ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())["kafka_jmx_exporter_port"]
-    yield facts
-    Path(handle.name).unlink(missing_ok=True)
+from fixtures.rotation import Secret, ephemeral, lab, masked, old, run_playbook  # noqa: E402,F401  (fixtures lab, old)
 
 
 def kafka_params(lab, user, password, mechanism="SCRAM-SHA-512"):
@@ -142,30 +81,6 @@ def vault_view(path) -> dict:
                            f"lab@{VAULT_PASSWORD_FILE}", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"ansible-vault view {path} failed: {proc.stderr[-500:]}"
     return yaml.safe_load(proc.stdout) or {}
-
-
-def run_playbook(inventory, playbook, extra=None, check=False):
-    """ansible-playbook with the JSON callback; returns (rc, stats per host, failed task messages)."""
-    env = ansible_env()
-    cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory, str(ROOT / "playbooks" / playbook)]
-    if extra is not None:
-        cmd += ["-e", json.dumps(extra)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(f"{playbook}: rc={proc.returncode}, no JSON report: {proc.stderr[-2000:]}") from None
-    results, failed = {}, {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if not result.get("skipped"):
-                    results[task["task"]["name"]] = result
-                if result.get("failed"):
-                    failed[f"{host}: {task['task']['name']}"] = result.get("msg", "(hidden)")
-    return proc.returncode, report["stats"], results, failed
 
 
 # --- the vault files ----------------------------------------------------------------------------
