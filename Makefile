@@ -121,13 +121,17 @@ test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, 
 	  || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
 
 .PHONY: test-upgrade
-test-upgrade: venv ## Opt-in: rolling upgrades of Telegraf and Kafka under load on a fresh test lab (about 12 min)
+test-upgrade: venv ## Opt-in: upgrades of InfluxDB, Telegraf and Kafka under load on a fresh test lab (about 15 min)
 	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE) --upgrade-targets
 	molecule destroy -s default
 	rm -f .reports/molecule-upgrade.xml
 	@# The lab is created and converged by the default scenario (shared state), then upgraded and verified.
-	rc=0; { molecule create -s default && molecule converge -s default && molecule side-effect -s upgrade \
-	  && molecule verify -s upgrade; } || rc=$$?; molecule destroy -s default; exit $$rc
+	@# InfluxDB starts one release behind (upgrade-targets.yml influxdb_from) so that the side effect upgrades it.
+	rc=0; { molecule create -s default \
+	  && molecule converge -s default -- -e influxdb_version=$$($(BIN)/python -c \
+	       'import yaml; print(yaml.safe_load(open("tools/artifacts/upgrade-targets.yml"))["influxdb_from"])') \
+	  && molecule side-effect -s upgrade && molecule verify -s upgrade; } || rc=$$?; \
+	  molecule destroy -s default; exit $$rc
 
 # The phases of make test, in order; each one's wall time (and Molecule's steps per scenario) goes to
 # .reports/test-timings.json, which bench/bench.py reports as rows (tools/test_timings.py). setup is the toolchain

@@ -1,25 +1,38 @@
-"""Verify of the opt-in rolling upgrades (molecule/shared/upgrade.yml): a Telegraf release that cannot load the
-configuration refused, Telegraf 1.39.2 -> 1.39.3, Kafka 4.3.1 -> 4.4.0 under load, finalized, downgrade refused. Results in $MOLECULE_EPHEMERAL_DIRECTORY/upgrade (or $ISOBAR_UPGRADE_DIR); skipped with the reason
-when neither is set or the side effect did not run there."""
+"""Verify of the opt-in scenario upgrade (molecule/shared/upgrade.yml, make test-upgrade), under load: InfluxDB
+backed up then upgraded from the release before the pinned one, a Telegraf release that cannot load the configuration
+refused, Telegraf and Kafka upgraded to the releases of tools/artifacts/upgrade-targets.yml, Kafka finalized, an InfluxDB
+and a Kafka downgrade refused. Results in $MOLECULE_EPHEMERAL_DIRECTORY/upgrade (or $ISOBAR_UPGRADE_DIR); skipped with
+the reason when neither is set or the side effect did not run there."""
 from __future__ import annotations
 
+import calendar
 import json
-import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.operations import changed_nothing, in_order, load_program, results_dir, step_log, traffic_sets
 from fixtures.operations import marks as read_marks
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
-STEPS = ["telegraf_refused", "telegraf_upgrade", "telegraf_upgrade_again", "influxdb_refuse_downgrade",
-         "upgrade", "upgrade_again", "finalize", "refuse_downgrade"]
+STEPS = ["influxdb_upgrade", "influxdb_upgrade_again", "telegraf_refused", "telegraf_upgrade", "telegraf_upgrade_again",
+         "influxdb_refuse_downgrade", "upgrade", "upgrade_again", "finalize", "refuse_downgrade"]
 REFUSED = {"telegraf_refused", "influxdb_refuse_downgrade", "refuse_downgrade"}
-TARGET = os.environ.get("ISOBAR_UPGRADE_TO", "4.4.0")
-TELEGRAF_FROM, TELEGRAF_TO = "1.39.2", "1.39.3"
+ROOT = Path(__file__).resolve().parents[3]
+TARGETS = yaml.safe_load((ROOT / "tools" / "artifacts" / "upgrade-targets.yml").read_text())
+
+
+def pinned(role: str, name: str) -> str:
+    return str(yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())[name])
+
+
+TARGET = TARGETS["kafka"]
+TELEGRAF_FROM, TELEGRAF_TO = pinned("telegraf", "telegraf_version"), TARGETS["telegraf"]
+INFLUXDB_FROM, INFLUXDB_TO = TARGETS["influxdb_from"], pinned("influxdb", "influxdb_version")
 # metadata.version levels of 4.4 and 4.3 (roles/kafka/vars/main.yml kafka_metadata_versions).
 TARGET_LEVEL, PREVIOUS_LEVEL = 33, 30
 
@@ -119,7 +132,59 @@ def test_the_new_telegraf_release_delivers_to_kafka(lab_host, op_dir):  # op_dir
 
 def test_an_influxdb_downgrade_is_refused_with_nothing_changed(op_dir, lab_host):
     text = " ".join(step_log(op_dir, "influxdb_refuse_downgrade").split())
-    assert "influxd 2.9.1 is installed and influxdb_version asks for 2.8.0" in text, text[-2000:]
+    assert f"influxd {INFLUXDB_TO} is installed and influxdb_version asks for {INFLUXDB_FROM}" in text, text[-2000:]
     assert "a downgrade is refused" in text and "Nothing was changed" in text
     assert changed_nothing(op_dir, "influxdb_refuse_downgrade")
-    assert lab_host("influxdb1").file("/opt/influxdb/current").linked_to == "/opt/influxdb/influxdb2-2.9.1"
+    assert lab_host("influxdb1").file("/opt/influxdb/current").linked_to == f"/opt/influxdb/influxdb2-{INFLUXDB_TO}"
+
+
+BACKUP_REPORT = re.compile(r"Took backup (\d{8}T\d{6}Z): (\d+) files, (\d+) bytes .*? values (\{.*?\}) into (/\S+?)\. Kept")
+
+
+def test_influxdb_was_backed_up_with_the_old_release_before_it_was_upgraded(op_dir, marks, lab_host):
+    """The lab ran the release before the pinned one (make test-upgrade converges it so): the role took a full backup
+    with it, fetched to the controller, and only then moved the link; a second run changed nothing."""
+    log = step_log(op_dir, "influxdb_upgrade")
+    text = " ".join(log.split())
+    assert f"Upgrading influxd {INFLUXDB_FROM} -> {INFLUXDB_TO}: taking a full backup" in text, \
+        "the lab did not run the older InfluxDB release: converge it with -e influxdb_version=" + INFLUXDB_FROM
+    found = BACKUP_REPORT.search(text)
+    assert found, text[-3000:]
+    name, files, size, counts, directory = found.groups()
+    backup = Path(directory) / name
+    assert backup.is_dir() and len([p for p in backup.iterdir() if p.is_file()]) == int(files) > 0, backup
+    assert sum(p.stat().st_size for p in backup.iterdir() if p.is_file()) >= int(size) > 0
+    # Taken during this step, before the switch and the restart on the new release.
+    taken = calendar.timegm(time.strptime(name, "%Y%m%dT%H%M%SZ"))
+    assert marks["influxdb_upgrade"]["begin"] - 1 <= taken <= marks["influxdb_upgrade"]["end"], (name, marks)
+    assert log.index("Backup | Take the backup through the API") < log.index("Install | Point current at this version")
+    assert "RUNNING HANDLER [isobar.pipeline.influxdb : Restart influxdb]" in log
+    assert changed_nothing(op_dir, "influxdb_upgrade_again")
+    influxdb = lab_host("influxdb1")
+    assert influxdb.file("/opt/influxdb/current").linked_to == f"/opt/influxdb/influxdb2-{INFLUXDB_TO}"
+    with influxdb.sudo():
+        assert f"InfluxDB v{INFLUXDB_TO} " in influxdb.check_output("/opt/influxdb/current/influxd version")
+    print(f"backup {name} before the upgrade: {files} files, {size} bytes, values {counts}")
+
+
+def test_every_value_backed_up_is_still_there_after_the_upgrade(op_dir, inventory_vars, lab_host):
+    """The values counted at backup time (every field of every point, all time, per counted bucket) against a count
+    now, on the new release: the live inject service only adds points, so nothing may be missing."""
+    from influxdb_client import InfluxDBClient
+
+    found = BACKUP_REPORT.search(" ".join(step_log(op_dir, "influxdb_upgrade").split()))
+    assert found, "no backup report in the influxdb_upgrade step"
+    before = json.loads(found.group(4).replace('\\"', '"'))  # the step log shows the debug message JSON-escaped
+    assert before, "the backup counted no bucket"
+    facts = inventory_vars("influxdb1", "influxdb_url", "influxdb_org", "influxdb_operator_token", "kafka_ca_file")
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
+        ca.write(lab_host("influxdb1").file(facts["kafka_ca_file"]).content_string)
+        ca.flush()
+        with InfluxDBClient(url=facts["influxdb_url"], token=facts["influxdb_operator_token"], org=facts["influxdb_org"],
+                            ssl_ca_cert=ca.name, timeout=60_000) as client:
+            for bucket, count in before.items():
+                tables = client.query_api().query(
+                    f'from(bucket: "{bucket}") |> range(start: 0) |> count() |> group() |> sum()')
+                now = sum(int(r.get_value()) for t in tables for r in t.records)
+                assert now >= count > 0, f"bucket {bucket}: {count} values at backup time, {now} now"
+                print(f"{bucket}: {count} values at backup time, {now} now on {INFLUXDB_TO}")
