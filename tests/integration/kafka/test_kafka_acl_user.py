@@ -15,13 +15,6 @@ from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_clien
 NOTHING = "Nothing was changed."
 
 
-@pytest.fixture(scope="module")
-def admin(kafka_server):
-    client = kafka_server.admin_client()
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def name():
     return f"it-{uuid.uuid4().hex[:10]}"

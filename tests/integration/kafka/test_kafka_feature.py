@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from conftest import run_module
 
 NOTHING = "Nothing was changed."
-
-
-@pytest.fixture(scope="module")
-def admin(kafka_server):
-    client = kafka_server.admin_client()
-    yield client
-    client.close()
 
 
 def finalized(admin, name="metadata.version", expect=None):

@@ -16,13 +16,6 @@ def topic_name():
     return f"it-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="module")
-def admin(kafka_server):
-    client = kafka_server.admin_client()
-    yield client
-    client.close()
-
-
 def topic(kafka_server, args, **kw):
     return run_module("kafka_topic", dict(kafka_server.connection_args(), **args), **kw)
 
