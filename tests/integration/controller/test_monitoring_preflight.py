@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from fixtures.pending_restart import run_playbook
+from fixtures.playbook_run import run_playbook
 
 SETTINGS_TASK = "isobar.pipeline.monitoring : Preflight | Check ports, networks and settings"
 CERTIFICATES_TASK = "isobar.pipeline.monitoring : Preflight | Fail without the certificates"
@@ -24,7 +24,7 @@ def run_preflight(tmp_path, **overrides):
     settings = {"isobar_address": "127.0.0.1", "monitoring_basic_auth_password": "a-long-enough-password",
                 "monitoring_ca_file": str(tmp_path / "missing-ca.crt"), "ansible_connection": "local",
                 "ansible_python_interpreter": sys.executable, **overrides}
-    _rc, tasks, _failed = run_playbook("localhost,", playbook, settings)
+    tasks = run_playbook("localhost,", playbook, settings).tasks
     return {name: hosts["localhost"] for name, hosts in tasks.items() if "localhost" in hosts}
 
 

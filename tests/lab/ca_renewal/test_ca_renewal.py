@@ -21,7 +21,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from fixtures.rotation import Secret, ephemeral, lab, old, run_playbook  # noqa: F401  (fixtures lab, old)
+from fixtures.playbook_run import run_playbook
+from fixtures.rotation import Secret, ephemeral, lab, old  # noqa: F401  (fixtures lab, old)
 
 testinfra_hosts = ["ansible://kafka_brokers"]
 
@@ -188,16 +189,15 @@ def test_every_host_has_a_new_key(lab, lab_host, old):
 
 def test_ca_renewal_again_changes_nothing_and_unsafe_requests_are_refused(inventory_path, ca):
     for extra in (None, {"ca_replace_serial": f"{ca['old'].serial_number:x}"}, {"ca_stop_after": "trust"}):
-        rc, stats, _, failed = run_playbook(inventory_path, "renew-ca.yml", extra)
-        assert rc == 0 and not failed, (extra, failed)
-        changed = {host: s["changed"] for host, s in stats.items() if s["changed"]}
-        assert not changed, (extra, changed)
+        run = run_playbook(inventory_path, "renew-ca.yml", extra).assert_ok()
+        assert not run.changed, (extra, run.changed)
     before = sorted(p.name for p in ca["dir"].rglob("*"))
     for playbook, extra, message in (
             ("renew-ca.yml", {"ca_stop_after": "everything"}, "ca_stop_after='everything'"),
             ("renew-ca.yml", {"ca_replace_serial": "abcdef0123"}, "no such CA"),
             ("rotate-secrets.yml", {"rotate": "all", "tls_new_keys": True}, "add tls to -e rotate=")):
-        rc, stats, _, failed = run_playbook(inventory_path, playbook, extra)
-        assert rc != 0 and any(message in str(m) and "Nothing was changed" in str(m) for m in failed.values()), (extra, failed)
-        assert not {h: s["changed"] for h, s in stats.items() if s["changed"]}, extra
+        run = run_playbook(inventory_path, playbook, extra)
+        assert run.rc != 0 and any(message in str(m) and "Nothing was changed" in str(m) for m in run.failed.values()), \
+            (extra, run.failed)
+        assert not run.changed, extra
     assert sorted(p.name for p in ca["dir"].rglob("*")) == before

@@ -10,43 +10,18 @@ from __future__ import annotations
 import collections
 import datetime
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from fixtures.playbook_run import INJECT_TASK, PUBLISH_TASK, run_playbook
 from fixtures.prerequisites import require_module
-from fixtures.ansible_env import ansible_env
 
 testinfra_hosts = ["ansible://pipeline"]
-ROOT = Path(__file__).resolve().parents[3]
 CHECKPOINT = "/var/lib/isobar/producer/weather.checkpoint.json"
 
 kafka = require_module("kafka", "kafka-python is needed on the machine running the verify tests")
-
-
-def run_playbook(inventory, playbook, extra):
-    """ansible-playbook with the JSON callback; returns {task name: result of the host that ran it}."""
-    env = ansible_env()
-    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory,
-                           str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(f"{playbook}: rc={proc.returncode}, no JSON report: {proc.stderr[-2000:]}") from None
-    results = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                if not result.get("skipped"):
-                    results[task["task"]["name"]] = result
-    failed = {name: r.get("msg") for name, r in results.items() if r.get("failed")}
-    assert proc.returncode == 0 and not failed, f"{playbook} failed: {failed or proc.stderr[-2000:]}"
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +145,10 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
     if lab["pipeline_producer_service_enabled"]:
         # The live services write and publish these stations continuously (test_live.py checks the flow): the
         # one-shot run leaves the service's checkpoint alone and says why.
-        produce = run_playbook(lab["inventory"], "produce.yml", {})
+        produce = run_playbook(lab["inventory"], "produce.yml", {}).assert_ok().results
         assert [name for name in produce if name.endswith("Note that the live producer service publishes")], \
             sorted(produce)
-        assert not [name for name in produce if "Publish the new points (acks=all" in name], sorted(produce)
+        assert not [name for name in produce if name.endswith(PUBLISH_TASK)], sorted(produce)
         return
     host = lab["host"]
     with host.sudo():
@@ -187,13 +162,12 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
     inject = run_playbook(lab["inventory"], "inject.yml", {
         "pipeline_inject_once_stations": stations, "pipeline_inject_once_start": "-90s", "pipeline_inject_once_stop": "now",
         "pipeline_inject_once_interval": "10s", "pipeline_inject_once_now_granularity": "1s", "pipeline_inject_once_seed": 42})
-    written = [r for name, r in inject.items() if name.endswith("Write the simulated weather")][0]
+    written = inject.assert_ok().task(INJECT_TASK)
     k, window = written["points_written"], written["window"]
     assert written["points_expected"] == 9 * stations  # [now-90s, now) every 10 s
     assert k > 0, f"the window {window} was already injected: nothing new to follow"
 
-    produce = run_playbook(lab["inventory"], "produce.yml", {})
-    produced = [r for name, r in produce.items() if "Publish the new points (acks=all" in name][0]
+    produced = run_playbook(lab["inventory"], "produce.yml", {}).assert_ok().task(PUBLISH_TASK)
     assert produced["changed"] and produced["messages"] >= k
     assert produced["checkpoint"]["pending"] == 0
     print(f"injected {k} points in {window['first']} .. {window['last']}; produced {produced['messages']} messages "
@@ -216,8 +190,7 @@ def test_inject_k_points_produce_and_consume_each_exactly_once(lab):
         assert key == value["station"] and value["fields"] == fields, (point, value["fields"], fields)
     assert produced["checkpoint"]["delivered_total"] - before["delivered_total"] == produced["messages"]
 
-    again = run_playbook(lab["inventory"], "produce.yml", {})
-    rerun = [r for name, r in again.items() if "Publish the new points (acks=all" in name][0]
+    rerun = run_playbook(lab["inventory"], "produce.yml", {}).assert_ok().task(PUBLISH_TASK)
     assert rerun["changed"] is False and rerun["messages"] == 0, rerun
 
 

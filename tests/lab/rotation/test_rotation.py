@@ -42,7 +42,8 @@ kafka = require_module("kafka", "kafka-python is needed on the machine running t
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError  # noqa: E402
 
 VAULT_PASSWORD_FILE = ROOT / "inventories" / "lab" / "vault-password.txt"
-from fixtures.rotation import Secret, ephemeral, lab, masked, old, run_playbook  # noqa: E402,F401  (fixtures lab, old)
+from fixtures.playbook_run import INJECT_TASK, PUBLISH_TASK, run_playbook  # noqa: E402
+from fixtures.rotation import Secret, ephemeral, lab, masked, old  # noqa: E402,F401  (fixtures lab, old)
 
 
 def kafka_params(lab, user, password, mechanism="SCRAM-SHA-512"):
@@ -348,20 +349,18 @@ def test_pipeline_flows_with_the_new_credentials(lab, inventory_path):
     finally:
         c.close()
 
-    rc, _, results, failed = run_playbook(inventory_path, "inject.yml", {
+    written = run_playbook(inventory_path, "inject.yml", {
         "pipeline_inject_once_stations": 2, "pipeline_inject_once_start": "+5s", "pipeline_inject_once_stop": "+35s",
-        "pipeline_inject_once_interval": "10s", "pipeline_inject_once_now_granularity": "1s", "pipeline_inject_once_seed": 7})
-    assert rc == 0 and not failed, failed
-    written = [r for name, r in results.items() if name.endswith("Write the simulated weather")][0]
+        "pipeline_inject_once_interval": "10s", "pipeline_inject_once_now_granularity": "1s", "pipeline_inject_once_seed": 7}
+    ).assert_ok().task(INJECT_TASK)
     assert written["points_written"] == written["points_expected"] > 0, written
     first, last = (int(datetime.datetime.fromisoformat(written["window"][k].replace("Z", "+00:00")).timestamp()) * 10**9
                    for k in ("first", "last"))
     time.sleep(max(0.0, last / 10**9 - time.time() + 2))  # every point of the window is due
     # A one-shot run: with the live producer service on it is paused around the run (it holds the checkpoint); with
     # the service off the option changes nothing.
-    rc, _, results, failed = run_playbook(inventory_path, "produce.yml", {"pipeline_produce_pause_service": True})
-    assert rc == 0 and not failed, failed
-    produced = [r for name, r in results.items() if "Publish the new points (acks=all" in name][0]
+    produced = run_playbook(inventory_path, "produce.yml", {"pipeline_produce_pause_service": True}).assert_ok().task(
+        PUBLISH_TASK)
 
     c = consumer(lab, lab["kafka_consumer_user"])
     try:
@@ -417,8 +416,6 @@ def test_nothing_selected_or_check_mode_changes_nothing(lab, inventory_path):
     files = [Path(lab["isobar_vault_file"]), Path(lab["isobar_generated_vault_file"])]
     before = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
     for extra, check in ((None, False), ({"rotate": ""}, False), ({"rotate": "all,tls"}, True)):
-        rc, stats, _, failed = run_playbook(inventory_path, "rotate-secrets.yml", extra, check)
-        assert rc == 0 and not failed, (extra, check, failed)
-        changed = {host: s["changed"] for host, s in stats.items() if s["changed"]}
-        assert not changed, (extra, check, changed)
+        run = run_playbook(inventory_path, "rotate-secrets.yml", extra, check=check).assert_ok()
+        assert not run.changed, (extra, check, run.changed)
     assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before, "a vault file changed"
