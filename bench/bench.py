@@ -340,68 +340,99 @@ class Bench:
                          per_run=[ratio(r[ours_key], r[ref_key]) for r in runs])
 
     # -- 1. converge --------------------------------------------------------------------------------
+    def converge_once(self, n: int) -> dict:
+        """One cold converge on hosts just created, its idempotent re-run and the floor of that re-run, measured one
+        after the other (run n > 1: on hosts destroyed and created again). The first run also re-runs through the
+        docker connection and through Mitogen."""
+        suffix = "" if n == 1 else f"-{n}"
+        if n > 1:
+            self.playbook("bench/destroy.yml", f"destroy{suffix}")
+        create_s, _ = self.playbook("bench/create.yml", f"create{suffix}")
+        run: dict = {"create_s": create_s, "load": {"cold": [loadavg()]}}
+        run["cold_s"], cold = self.playbook("site.yml", f"converge-cold{suffix}", report=True)
+        run["load"]["cold"].append(loadavg())
+        run["rerun_s"], rerun = self.playbook("site.yml", f"converge-rerun{suffix}", report=True)
+        run["load"]["rerun"] = [run["load"]["cold"][-1], loadavg()]
+        last = run["load"]["rerun"][-1]
+        if n == 1:
+            # The same re-run through the docker connection (as root, no SSH): what reaching the hosts like VMs costs.
+            run["docker_s"], run["docker"] = self.playbook(
+                "site.yml", "converge-rerun-docker", report=True, inventory=docker_overlay(self.inventory_hostvars()))
+            run["load"]["rerun_docker"] = [last, loadavg()]
+            # The same re-run through Mitogen (plugins/strategy/mitogen_linear.py, what make test's scenarios use).
+            run["mitogen_s"], run["mitogen"] = self.playbook("site.yml", "converge-rerun-mitogen", report=True, env={
+                "ANSIBLE_STRATEGY_PLUGINS": str(self.src / "plugins" / "strategy"), "ANSIBLE_STRATEGY": "mitogen_linear"})
+            run["load"]["rerun_mitogen"] = [run["load"]["rerun_docker"][-1], loadavg()]
+            last = run["load"]["rerun_mitogen"][-1]
+        floor_book, run["floor_plays"] = self.floor_playbook(rerun, suffix)
+        run["floor_s"], _ = self.playbook(floor_book, f"converge-floor{suffix}")
+        run["load"]["floor"] = [last, loadavg()]
+        run.update(cold=cold, rerun=rerun)
+        return run
+
     def bench_converge(self) -> None:
-        print("Converge: create the hosts, site.yml on bare hosts, again (idempotent), Ansible floor")
-        create_s, _ = self.playbook("bench/create.yml", "create")
-        load_cold = [loadavg()]
-        cold_s, cold = self.playbook("site.yml", "converge-cold", report=True)
-        load_cold.append(loadavg())
-        rerun_s, rerun = self.playbook("site.yml", "converge-rerun", report=True)
-        load_rerun = [load_cold[-1], loadavg()]
-        # The same re-run through the docker connection (as root, no SSH): what reaching the hosts like VMs costs.
-        docker_s, docker = self.playbook("site.yml", "converge-rerun-docker", report=True,
-                                         inventory=docker_overlay(self.inventory_hostvars()))
-        load_docker = [load_rerun[-1], loadavg()]
-        # The same re-run through Mitogen (plugins/strategy/mitogen_linear.py, what make test's Molecule scenarios use).
-        mitogen_s, mitogen = self.playbook("site.yml", "converge-rerun-mitogen", report=True, env={
-            "ANSIBLE_STRATEGY_PLUGINS": str(self.src / "plugins" / "strategy"), "ANSIBLE_STRATEGY": "mitogen_linear"})
-        load_mitogen = [load_docker[-1], loadavg()]
-        floor_book, floor_plays = self.floor_playbook(rerun)
-        floor_s, _ = self.playbook(floor_book, "converge-floor")
-        load_floor = [load_mitogen[-1], loadavg()]
+        runs_n = self.args.converge_runs
+        print(f"Converge ({runs_n} run{'s' if runs_n > 1 else ''}): create the hosts, site.yml on bare hosts, again "
+              "(idempotent), Ansible floor")
+        runs = [self.converge_once(n) for n in range(1, runs_n + 1)]
+        first = runs[0]
         changed_count = lambda report: sum(s.get("changed", 0) for s in report["stats"].values())  # noqa: E731
         host_tasks = lambda report: sum(s.get("ok", 0) + s.get("changed", 0) for s in report["stats"].values())  # noqa: E731
-        changed = changed_count(rerun)
+        cold_s, rerun_s, floor_s = (median([r[k] for r in runs]) for k in ("cold_s", "rerun_s", "floor_s"))
+        changed = [changed_count(r["rerun"]) for r in runs]
+        floor_plays = first["floor_plays"]
         floor_tasks = sum(p["tasks"] * len(p["hosts"]) for p in floor_plays)
+        load_cold = [x for r in runs for x in r["load"]["cold"]]
+        load_rerun = [x for r in runs for x in r["load"]["rerun"]]
+        load_floor = [x for r in runs for x in r["load"]["floor"]]
         self.details["converge"] = {
-            "create_hosts_s": round(create_s, 1), "cold_s": round(cold_s, 1), "rerun_s": round(rerun_s, 1),
-            "floor_s": round(floor_s, 1), "cold_stats": cold["stats"], "rerun_stats": rerun["stats"],
-            "rerun_changed_tasks": self.changed_tasks(rerun), "floor_plays": floor_plays,
-            "rerun_docker_s": round(docker_s, 1), "rerun_docker_stats": docker["stats"],
-            "rerun_mitogen_s": round(mitogen_s, 1), "rerun_mitogen_stats": mitogen["stats"],
-            "loadavg": {"cold": load_cold, "rerun": load_rerun, "rerun_docker": load_docker, "rerun_mitogen": load_mitogen,
-                        "floor": load_floor}}
+            "runs": [{"create_hosts_s": round(r["create_s"], 1), "cold_s": round(r["cold_s"], 1),
+                      "rerun_s": round(r["rerun_s"], 1), "floor_s": round(r["floor_s"], 1),
+                      "cold_stats": r["cold"]["stats"], "rerun_stats": r["rerun"]["stats"],
+                      "rerun_changed_tasks": self.changed_tasks(r["rerun"]), "floor_plays": r["floor_plays"],
+                      "loadavg": r["load"]} for r in runs],
+            "rerun_docker_s": round(first["docker_s"], 1), "rerun_docker_stats": first["docker"]["stats"],
+            "rerun_mitogen_s": round(first["mitogen_s"], 1), "rerun_mitogen_stats": first["mitogen"]["stats"]}
         how_floor = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts, each with as many "
-                     f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`")
+                     f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`, "
+                     "measured right after each run's re-run")
+        of_runs = f"median of {len(runs)} runs on hosts created again for each" if len(runs) > 1 else "one run"
         self.add_row("converge_cold", "Cold converge (site.yml on bare hosts)", "s", round(cold_s, 1), round(floor_s, 1),
-                     conditions=f"5 hosts, {host_tasks(cold)} host-tasks ok/changed; host creation from the base image "
-                                f"{create_s:.0f} s, not included; {load_range(load_cold)} (floor {load_range(load_floor)})",
-                     how=f"wall time of `ansible-playbook site.yml` on hosts just created; {how_floor}")
-        changed_text = "" if changed == 0 else "; CHANGED: " + ", ".join(self.changed_tasks(rerun)[:5])
-        self.add_row("converge_rerun", f"Idempotent re-run (changed = {changed})", "s", round(rerun_s, 1), round(floor_s, 1),
-                     conditions=f"{host_tasks(rerun)} host-tasks ok/changed{changed_text}; {load_range(load_rerun)} "
-                                f"(floor {load_range(load_floor)})",
+                     conditions=f"5 hosts, {host_tasks(first['cold'])} host-tasks ok/changed; {of_runs}; host creation "
+                                f"from the base image {median([r['create_s'] for r in runs]):.0f} s, not included; "
+                                f"{load_range(load_cold)} (floor {load_range(load_floor)})",
+                     how=f"wall time of `ansible-playbook site.yml` on hosts just created; {how_floor}",
+                     per_run=[ratio(r["cold_s"], r["floor_s"]) for r in runs])
+        changed_text = "" if not any(changed) else "; CHANGED: " + ", ".join(
+            t for r in runs for t in self.changed_tasks(r["rerun"]))[:400]
+        self.add_row("converge_rerun", f"Idempotent re-run (changed = {max(changed)})", "s", round(rerun_s, 1),
+                     round(floor_s, 1),
+                     conditions=f"{host_tasks(first['rerun'])} host-tasks ok/changed; {of_runs}, changed per run "
+                                f"{changed}{changed_text}; {load_range(load_rerun)} (floor {load_range(load_floor)})",
                      how=f"wall time of `ansible-playbook site.yml` right after the cold converge, changed count summed "
-                         f"over the recap's hosts (must be 0); {how_floor}")
-        docker_changed = changed_count(docker)
-        self.add_row("converge_rerun_ssh_vs_docker", "Idempotent re-run over SSH as deploy + sudo", "s", round(rerun_s, 1),
-                     round(docker_s, 1),
-                     conditions=f"changed = {changed} over SSH, {docker_changed} through docker; {load_range(load_rerun)} "
-                                f"(docker {load_range(load_docker)})",
+                         f"over the recap's hosts (must be 0); {how_floor}",
+                     per_run=[ratio(r["rerun_s"], r["floor_s"]) for r in runs])
+        docker_changed = changed_count(first["docker"])
+        self.add_row("converge_rerun_ssh_vs_docker", "Idempotent re-run over SSH as deploy + sudo", "s",
+                     round(first["rerun_s"], 1), round(first["docker_s"], 1),
+                     conditions=f"changed = {changed[0]} over SSH, {docker_changed} through docker; first converge run; "
+                                f"{load_range(first['load']['rerun'])} (docker {load_range(first['load']['rerun_docker'])})",
                      how="reference = the same `ansible-playbook site.yml` re-run right after, through the docker "
                          "connection as root (ansible_connection=community.docker.docker, ansible_host=lab_container; "
                          "the plays' become is then root to root): the cost of reaching the hosts like VMs (SSH with ControlPersist and pipelining, "
                          "sudo)")
-        mitogen_changed = changed_count(mitogen)
+        mitogen_changed = changed_count(first["mitogen"])
         self.add_row("converge_rerun_mitogen", f"Idempotent re-run through Mitogen (changed = {mitogen_changed})", "s",
-                     round(mitogen_s, 1), round(floor_s, 1),
-                     conditions=f"{host_tasks(mitogen)} host-tasks ok/changed; the plain re-run took {rerun_s:.1f} s "
-                                f"({ratio(mitogen_s, rerun_s)} of it); {load_range(load_mitogen)} (floor {load_range(load_floor)})",
+                     round(first["mitogen_s"], 1), round(first["floor_s"], 1),
+                     conditions=f"{host_tasks(first['mitogen'])} host-tasks ok/changed; first converge run, where the "
+                                f"plain re-run took {first['rerun_s']:.1f} s ({ratio(first['mitogen_s'], first['rerun_s'])} "
+                                f"of it); {load_range(first['load']['rerun_mitogen'])} (floor "
+                                f"{load_range(first['load']['floor'])})",
                      how="the same `ansible-playbook site.yml` re-run over SSH as deploy + sudo with "
                          "ANSIBLE_STRATEGY=mitogen_linear (plugins/strategy); reference = the Ansible floor of the plain "
                          "strategy, as for converge_rerun")
 
-    def floor_playbook(self, rerun: dict) -> tuple[Path, list[dict]]:
+    def floor_playbook(self, rerun: dict, suffix: str = "") -> tuple[Path, list[dict]]:
         """The re-run's plays on the same hosts with as many no-op tasks as each play executed (tasks skipped on
         every host left out)."""
         plays = []
@@ -419,7 +450,7 @@ class Bench:
                  "become": "localhost" not in p["hosts"],  # as site.yml's plays on the lab hosts
                  "tasks": [{"name": f"No-op {i}", "ansible.builtin.command": "/bin/true", "changed_when": False}
                            for i in range(p["tasks"])]} for p in plays]
-        path = self.work / "floor.yml"
+        path = self.work / f"floor{suffix}.yml"
         path.write_text(json.dumps(book, indent=1), encoding="utf-8")  # JSON is YAML
         return path, plays
 
@@ -765,7 +796,7 @@ class Bench:
         meta = {"started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "commit": self.commit, "tree": "working tree" if self.args.working_tree else "clean export of the commit",
-                "cpus": os.cpu_count(), "runs": self.args.runs, "raw_logs": str(self.work), "errors": errors,
+                "cpus": os.cpu_count(), "runs": self.args.runs, "converge_runs": self.args.converge_runs, "raw_logs": str(self.work), "errors": errors,
                 "note": f"{os.cpu_count()} shared cores: other labs and tests ran beside the bench (see the load averages); "
                         "ratios against references measured beside ours in the same run are what count, absolute "
                         "figures are this machine's at this time."}
@@ -777,7 +808,8 @@ class Bench:
         stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         md = [f"# Isobar bench, {meta['started']}", "",
               f"Commit `{self.commit}` ({meta['tree']}), {meta['cpus']} CPUs; throughput rows: median of {self.args.runs} "
-              f"runs, per-run ratios in brackets. {meta['note']}", "", table, ""]
+              f"runs, converge rows: median of {self.args.converge_runs} cold converges and their re-runs; per-run "
+              f"ratios in brackets. {meta['note']}", "", table, ""]
         if errors:
             md += ["## Errors", ""] + [f"- {e}" for e in errors] + [""]
         md += ["## How each figure is measured", ""]
@@ -848,6 +880,8 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Isobar benchmark on a private bench lab (bench/README.md).")
     parser.add_argument("--runs", type=int, default=3, help="runs of each throughput figure (median), default 3")
+    parser.add_argument("--converge-runs", type=int, default=3,
+                        help="cold converges (hosts created again for each) and their re-runs (median), default 3")
     parser.add_argument("--scrape-records", type=int, default=SCRAPE_RECORDS,
                         help=f"records of each scraping-cost measurement, default {SCRAPE_RECORDS:,}")
     parser.add_argument("--latency-duration", type=int, default=180, help="seconds of continuous flow, default 180")
@@ -863,6 +897,8 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}")
+    if not 1 <= args.converge_runs <= MAX_RUNS:
+        parser.error(f"--converge-runs must be between 1 and {MAX_RUNS}")
     return Bench(args).run()
 
 
