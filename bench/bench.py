@@ -29,15 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository: results and the to
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = ROOT / ".venv" / "bin"
 
-def _load_charts():
-    """bench/charts.py, next to this file (a program of the repository, not a package)."""
-    spec = importlib.util.spec_from_file_location("charts", Path(__file__).resolve().with_name("charts.py"))
+def _load_sibling(name: str):
+    """bench/<name>.py, next to this file (programs of the repository, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-charts = _load_charts()
+charts = _load_sibling("charts")
+profiles = _load_sibling("profile")  # where a playbook run's time goes (bench/profile.py)
 
 # Workloads (repeated in each row's conditions).
 INJECT_STATIONS = 100  # x one day at 1 point/min = 144,000 points per run and side
@@ -392,7 +393,10 @@ class Bench:
                       "rerun_changed_tasks": self.changed_tasks(r["rerun"]), "floor_plays": r["floor_plays"],
                       "loadavg": r["load"]} for r in runs],
             "rerun_docker_s": round(first["docker_s"], 1), "rerun_docker_stats": first["docker"]["stats"],
-            "rerun_mitogen_s": round(first["mitogen_s"], 1), "rerun_mitogen_stats": first["mitogen"]["stats"]}
+            "rerun_mitogen_s": round(first["mitogen_s"], 1), "rerun_mitogen_stats": first["mitogen"]["stats"],
+            # Where the time goes (issue 19.1): the first run's converge and re-runs, per role and task.
+            "profile": {"cold": profiles.profile(first["cold"]), "rerun": profiles.profile(first["rerun"]),
+                        "rerun_mitogen": profiles.profile(first["mitogen"])}}
         how_floor = (f"reference = Ansible floor: the re-run's {len(floor_plays)} plays on the same hosts, each with as many "
                      f"tasks as it executed there ({floor_tasks} host-tasks in all), every task `command: /bin/true`, "
                      "measured right after each run's re-run")
@@ -812,6 +816,12 @@ class Bench:
               f"ratios in brackets. {meta['note']}", "", table, ""]
         if errors:
             md += ["## Errors", ""] + [f"- {e}" for e in errors] + [""]
+        profile = self.details.get("converge", {}).get("profile")
+        if profile:
+            md += ["## Where the converge time goes (first converge run, bench/profile.py)", ""]
+            for key, title in (("cold", "Cold converge"), ("rerun", "Idempotent re-run"),
+                               ("rerun_mitogen", "Idempotent re-run through Mitogen")):
+                md += profiles.markdown(title, profile[key])
         md += ["## How each figure is measured", ""]
         md += [f"- **{row['measure']}**: {row['how']}." for row in self.rows if row["how"]]
         md += ["", f"Raw figures of every run: `{stem.name}.json` next to this file. Ratio = ours / reference: below 1 "
