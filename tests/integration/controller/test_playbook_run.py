@@ -58,6 +58,18 @@ def test_limit_leaves_hosts_out(tmp_path):
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
     run = run_playbook(str(inventory), playbook, limit=["b"]).assert_ok()
     assert list(run.tasks["Who"]) == ["b"] and not run.changed
+    assert [(p["name"], [t["name"] for t in p["tasks"]]) for p in run.plays] == [("Runner check", ["Who"])]
+
+
+def test_serial_batches_are_plays_in_order(tmp_path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"name": "One at a time", "hosts": "all", "serial": 1, "gather_facts": False,
+                                     "tasks": [{"name": "Who", "ansible.builtin.command": "true", "changed_when": False}]}]))
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"a": dict(LOCAL), "b": dict(LOCAL)}}}))
+    run = run_playbook(str(inventory), playbook).assert_ok()
+    assert [(p["name"], list(p["tasks"][0]["hosts"])) for p in run.plays] == [("One at a time", ["a"]),
+                                                                              ("One at a time", ["b"])]
 
 
 def test_no_report_is_an_error_naming_the_playbook(tmp_path):
