@@ -28,8 +28,10 @@ def seconds(duration: dict) -> float:
 
 
 def profile(report: dict, top: int = 15) -> dict:
-    """{total_s, task_count, host_results, roles: [{role, seconds, tasks}], tasks: [{task, seconds, runs, hosts}]}:
-    the top roles and task names by summed wall time (a task name run in several plays or loops sums)."""
+    """{total_s, wall_s, overlap, task_count, host_results, roles: [{role, seconds, tasks}], tasks: [{task, seconds,
+    runs, hosts}]}: the top roles and task names by summed wall time (a task name run in several plays or loops sums).
+    wall_s is the plays' wall time; overlap says the tasks' times add up to more than it (a strategy that does not run
+    the hosts in lockstep, e.g. Mitogen's, reports a task per host batch): the shares are then of summed task time."""
     roles: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     tasks: dict[str, list] = defaultdict(lambda: [0.0, 0, 0])
     total, count, results = 0.0, 0, 0
@@ -48,7 +50,9 @@ def profile(report: dict, top: int = 15) -> dict:
             count += 1
             results += len(ran)
     by_time = lambda item: -item[1][0]  # noqa: E731
-    return {"total_s": round(total, 1), "task_count": count, "host_results": results,
+    wall = sum(seconds(play["play"].get("duration", {})) for play in report.get("plays", []))
+    return {"total_s": round(total, 1), "wall_s": round(wall, 1), "overlap": total > 1.05 * wall > 0,
+            "task_count": count, "host_results": results,
             "roles": [{"role": r, "seconds": round(s, 1), "tasks": n} for r, (s, n) in sorted(roles.items(), key=by_time)[:top]],
             "tasks": [{"task": t, "seconds": round(s, 1), "runs": n, "hosts": h}
                       for t, (s, n, h) in sorted(tasks.items(), key=by_time)[:top]]}
@@ -57,8 +61,11 @@ def profile(report: dict, top: int = 15) -> dict:
 def markdown(title: str, prof: dict, top: int = 10) -> list[str]:
     """Lines of a markdown section: the top roles and tasks of a profile, with their share of the total."""
     total = prof["total_s"] or 1.0
-    lines = [f"### {title}: {prof['total_s']} s of task wall time, {prof['task_count']} tasks, "
-             f"{prof['host_results']} host results", "", "| Role | s | share | tasks |", "|---|---:|---:|---:|"]
+    overlap = (" (tasks overlap: hosts did not run in lockstep, shares are of the summed task time)"
+               if prof.get("overlap") else "")
+    lines = [f"### {title}: {prof['total_s']} s of task time in {prof.get('wall_s', prof['total_s'])} s of plays, "
+             f"{prof['task_count']} tasks, {prof['host_results']} host results{overlap}", "",
+             "| Role | s | share | tasks |", "|---|---:|---:|---:|"]
     lines += [f"| {r['role']} | {r['seconds']} | {100 * r['seconds'] / total:.0f} % | {r['tasks']} |"
               for r in prof["roles"][:top]]
     lines += ["", "| Task | s | share | runs | host results |", "|---|---:|---:|---:|---:|"]

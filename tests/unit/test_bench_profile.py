@@ -38,5 +38,7 @@ def test_profile_of_a_real_run(tmp_path):
     assert {t["task"]: t["hosts"] for t in prof["tasks"]}["Skipped on b"] == 1
     assert prof["task_count"] == 3 and prof["host_results"] == 5
     assert abs(prof["total_s"] - sum(r["seconds"] for r in prof["roles"])) < 0.2
+    # the linear strategy runs each task on both hosts before the next: task times fit in the play's
+    assert prof["total_s"] <= prof["wall_s"] + 0.2 and not prof["overlap"]
     text = "\n".join(profile.markdown("run", prof))
     assert "| slow | " in text and "| slow : Sleep a second |" in text
