@@ -25,7 +25,7 @@ VAULT_ARGS ?= $(if $(filter inventories/lab inventories/lab/,$(INVENTORY)),--vau
 # Extra arguments for the lab engine playbooks, e.g. LAB_ARGS='-e lab_dockerd_args=--storage-driver=vfs'
 LAB_ARGS ?=
 # Every scenario but the opt-in upgrade one (make test-upgrade).
-MOLECULE_SCENARIOS ?= --all --exclude upgrade
+MOLECULE_SCENARIOS ?= --all --exclude upgrade --exclude ca_renewal
 # Extra arguments of the benchmark, e.g. BENCH_ARGS='--runs 5 --keep-lab' (bench/bench.py --help)
 BENCH_ARGS ?=
 
@@ -131,6 +131,15 @@ test-upgrade: venv ## Opt-in: upgrades of InfluxDB, Telegraf and Kafka under loa
 	  && molecule converge -s default -- -e influxdb_version=$$($(BIN)/python -c \
 	       'import yaml; print(yaml.safe_load(open("tools/artifacts/upgrade-targets.yml"))["influxdb_from"])') \
 	  && molecule side-effect -s upgrade && molecule verify -s upgrade; } || rc=$$?; \
+	  molecule destroy -s default; exit $$rc
+
+.PHONY: test-ca-renewal
+test-ca-renewal: venv artifacts ## Opt-in: the secret rotation plus a live CA renewal under traffic on a fresh test lab (about 30 min)
+	molecule destroy -s default
+	rm -f .reports/molecule-ca_renewal.xml
+	@# The lab is created and converged by the default scenario (shared state), then rotated, renewed and verified.
+	rc=0; { molecule create -s default && molecule converge -s default \
+	  && molecule side-effect -s ca_renewal && molecule verify -s ca_renewal; } || rc=$$?; \
 	  molecule destroy -s default; exit $$rc
 
 # The phases of make test, in order; each one's wall time (and Molecule's steps per scenario) goes to

@@ -2,11 +2,10 @@
 scenario's side effect plus a CA renewal (playbooks/renew-ca.yml: stage trust, the traffic's client given both CAs,
 then leaves with new host keys and retire) under the same continuous acks=all traffic.
 
-Run on the test lab on 2026-12-04 (25 passed with tests/lab/rotation; 23275 sent = acked = read back, 0 failed, over
-the 19.4 min side effect) but not in make test: the side effect takes 20 min against the plain rotation's 7. To run it, point molecule/rotation/molecule.yml's side_effect at
-../shared/rotation-with-ca-renewal.yml and add this directory to its verifier (or copy these tests next to
-tests/lab/rotation/test_rotation.py, whose fixtures they use). The traffic check (sent = acked = consumed, 0 failed)
-is test_rotation.py::test_kafka_traffic_lost_nothing_and_never_failed, over the whole window.
+Opt-in, not in make test (the side effect takes 20 min against the plain rotation's 7): `make test-ca-renewal` runs
+the Molecule scenario ca_renewal, which verifies with tests/lab/rotation (whose fixtures these tests share) and then
+this directory. The traffic check (sent = acked = consumed, 0 failed) is
+test_rotation.py::test_kafka_traffic_lost_nothing_and_never_failed, over the whole window.
 
 * only the new CA is trusted: every CA file of every host (ca.crt, system store, Kafka truststore, Telegraf's CA);
 * every TLS port serves a certificate the new CA alone verifies and the old CA refuses;
