@@ -232,32 +232,50 @@ def flux_string(value):
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def read_window(api, params, stamps, stations):
-    """Points stored in the window: {(station, ts): {field: value}}."""
-    station_set = ", ".join(flux_string(s) for s in stations)
-    field_set = ", ".join(flux_string(f) for f in FIELDS)
-    query = (f"from(bucket: {flux_string(params['bucket'])})\n"
-             f"  |> range(start: {stamps[0]}, stop: {stamps[-1] + 1})\n"
-             f"  |> filter(fn: (r) => r._measurement == {flux_string(params['measurement'])})\n"
-             f"  |> filter(fn: (r) => contains(value: r._field, set: [{field_set}]))\n"
-             f"  |> filter(fn: (r) => contains(value: r.station, set: [{station_set}]))\n"
-             f"  |> group()\n"
-             f"  |> map(fn: (r) => ({{station: r.station, field: r._field, ts: uint(v: r._time) / uint(v: 1000000000), value: r._value}}))")
-    resp = api.request("POST", "/api/v2/query", {"org": params["org"]}, raw=True,
-                       body={"query": query, "type": "flux", "dialect": {"header": True, "annotations": []}},
-                       headers={"Accept": "application/csv"})
+def any_of(column, values):
+    """A Flux predicate ``r.column == v1 or r.column == v2 ...``: unlike contains(), InfluxDB pushes it down to
+    storage (contains() made it read and filter every row itself: about 30 s instead of 1 s for 144,000 points)."""
+    return " or ".join(f"r.{column} == {flux_string(v)}" for v in values)
+
+
+def window_query(params, stamps, stations):
+    """The stored points of the window, as raw rows the storage engine can serve directly (no map, no group)."""
+    return (f"from(bucket: {flux_string(params['bucket'])})\n"
+            f"  |> range(start: {stamps[0]}, stop: {stamps[-1] + 1})\n"
+            f"  |> filter(fn: (r) => r._measurement == {flux_string(params['measurement'])})\n"
+            f"  |> filter(fn: (r) => {any_of('_field', FIELDS)})\n"
+            f"  |> filter(fn: (r) => {any_of('station', stations)})\n"
+            f"  |> keep(columns: [\"_time\", \"_value\", \"_field\", \"station\"])")
+
+
+def parse_window(text):
+    """{(station, epoch seconds): {field: value}} of the query's CSV (one header per table, blank lines between)."""
     stored = {}
+    seconds = {}  # a window has few distinct times: parse each once
     header = None
-    for row in csv.reader(io.StringIO(resp.data if isinstance(resp.data, str) else resp.data.decode())):
+    for row in csv.reader(io.StringIO(text)):
         if not row or not any(row):
             header = None
             continue
         if header is None:
             header = {name: i for i, name in enumerate(row)}
             continue
-        key = (row[header["station"]], int(row[header["ts"]]))
-        stored.setdefault(key, {})[row[header["field"]]] = float(row[header["value"]])
+        stamp = row[header["_time"]]
+        ts = seconds.get(stamp)
+        if ts is None:
+            moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            ts = seconds[stamp] = int(moment.timestamp()) if moment.microsecond == 0 else moment.timestamp()
+        stored.setdefault((row[header["station"]], ts), {})[row[header["_field"]]] = float(row[header["_value"]])
     return stored
+
+
+def read_window(api, params, stamps, stations):
+    """Points stored in the window: {(station, ts): {field: value}}."""
+    resp = api.request("POST", "/api/v2/query", {"org": params["org"]}, raw=True,
+                       body={"query": window_query(params, stamps, stations), "type": "flux",
+                             "dialect": {"header": True, "annotations": []}},
+                       headers={"Accept": "application/csv"})
+    return parse_window(resp.data if isinstance(resp.data, str) else resp.data.decode())
 
 
 def main():

@@ -64,3 +64,26 @@ def test_line_protocol_round_trips_floats():
     text = wi.line("weather", "station-01", NOW, values)
     fields = dict(kv.split("=") for kv in text.split(" ")[1].split(","))
     assert {k: float(v) for k, v in fields.items()} == values and text.endswith(f" {NOW}")
+
+
+def test_window_query_filters_with_or_so_storage_serves_it_and_keeps_only_what_is_compared():
+    params = {"bucket": "weather", "measurement": "weather"}
+    query = wi.window_query(params, [60, 120], ["station-01", 'odd"name'])
+    assert "contains(" not in query and "map(" not in query and "group(" not in query
+    assert 'r.station == "station-01" or r.station == "odd\\"name"' in query
+    assert "range(start: 60, stop: 121)" in query
+
+
+def test_parse_window_reads_every_table_and_each_time_once():
+    text = ("\r\n".join([",result,table,_field,_time,_value,station",
+                         ",_result,0,humidity,2026-11-27T00:00:00Z,55.5,station-01",
+                         ",_result,0,humidity,2026-11-27T00:01:00Z,56,station-01",
+                         "",
+                         ",result,table,_time,_value,_field,station",
+                         ",_result,1,2026-11-27T00:00:00Z,20.25,temperature,station-01",
+                         ",_result,1,2026-11-27T00:00:00.5Z,1.0,temperature,station-02"]) + "\r\n")
+    stored = wi.parse_window(text)
+    assert stored[("station-01", 1795737600)] == {"humidity": 55.5, "temperature": 20.25}
+    assert stored[("station-01", 1795737660)] == {"humidity": 56.0}
+    # a point between whole seconds is not taken for the one on the second
+    assert ("station-02", 1795737600) not in stored and ("station-02", 1795737600.5) in stored

@@ -58,6 +58,21 @@ def test_inject_writes_the_window_once(influxdb_server, bucket):
     assert _count(influxdb_server, bucket) == 4 * 180
 
 
+def test_a_large_window_is_checked_back_within_a_short_timeout(influxdb_server, bucket):
+    """The re-run of a day of 100 stations (144,000 points, 576,000 values) reads the window back within a 10 s
+    request timeout: the query is one the storage engine serves itself. Before (contains() filters, then group and
+    map over every row) the same read took about 30 s and the re-run failed with "timed out"."""
+    args = influxdb_server.module_args(bucket=bucket, stations=100, start="2026-11-27T00:00:00Z",
+                                       stop="2026-11-28T00:00:00Z", interval="1m", timeout=10)
+    assert run_module("weather_inject", args)["points_written"] == 144_000
+    again = run_module("weather_inject", args)
+    assert again.get("failed") is not True, again.get("msg")
+    assert again["changed"] is False and again["points_present"] == 144_000 and again["points_written"] == 0
+    # one changed value among them is still found and written again, alone
+    spiked = run_module("weather_inject", dict(args, heat_spike={"temperature": 44.0, "points": 1}))
+    assert spiked["changed"] and spiked["points_written"] == 1 and spiked["points_present"] == 143_999, spiked
+
+
 def test_values_are_plausible_and_seeded(influxdb_server, bucket):
     args = influxdb_server.module_args(bucket=bucket, **WINDOW)
     run_module("weather_inject", args)
