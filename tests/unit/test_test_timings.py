@@ -188,7 +188,7 @@ def test_bench_only_tests_reports_the_rows_without_any_lab(bench, tmp_path, monk
         raise AssertionError(f"--only tests ran a playbook: {args}")
 
     monkeypatch.setattr(bench.Bench, "playbook", no_lab)
-    args = argparse.Namespace(runs=1, converge_runs=1, latency_duration=1, only=["tests"], keep_lab=False, reuse_lab=False,
+    args = argparse.Namespace(runs=1, converge_runs=1, latency_duration=1, catchup_points=0, only=["tests"], keep_lab=False, reuse_lab=False,
                               results_dir=str(tmp_path / "results"), commit="HEAD", working_tree=True,
                               test_timings=str(source))
     assert bench.Bench(args).run() == 0
