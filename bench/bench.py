@@ -551,7 +551,7 @@ class Bench:
                      "partitions/RF/configs, same SASL_SSL SCRAM-SHA-512 and CA, same producer settings (acks=all, "
                      "idempotence, max in flight 5, linger.ms 20, no compression), unkeyed records of our mean size; "
                      "ours = influx_to_kafka with playbooks/produce.yml's settings (topic weather, producer principal, "
-                     "batch_size 500) publishing a day of fresh points written just before, from its own checkpoint")
+                     "the pipeline role's batch_size) publishing a day of fresh points written just before, from its own checkpoint")
         self.throughput_rows(runs, (
             ("produce_task", "Producer throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
              f"messages / wall time of the task, taken on the controller (the reference's includes the JVM start); {reference}"),

@@ -53,7 +53,7 @@ PRODUCER_SETTINGS = dict(_CONNECTION, **{
     # InfluxDB stores each field of a point as its own series: a poll racing a write can see half a point.
     # Points younger than stop_lag are left for the next poll, so it must exceed the writers' delay.
     "stop_lag": (str, "250ms"),
-    "batch_size": (int, 500), "compression": (str, "none"),
+    "batch_size": (int, 5000), "compression": (str, "none"),
     "bootstrap_servers": (list, None), "sasl_username": (str, None), "sasl_password": (str, None),
     "sasl_mechanism": (str, "SCRAM-SHA-512"), "ssl_cafile": (str, None), "ssl_check_hostname": (bool, True),
     "api_version": (str, "4.0"), "connect_timeout": (int, 20), "request_timeout": (int, 30),

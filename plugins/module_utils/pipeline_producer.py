@@ -108,18 +108,27 @@ def count_query(bucket, measurement, key_tag, start_ns, stop_ns, cursor):
 
 
 # -- annotated CSV ---------------------------------------------------------------------------------
-def _convert(datatype, raw):
-    if raw == "" and datatype != "string":
-        return None
+def _converter(datatype, times):
+    """The function that types one cell of a column of ``datatype`` (empty = null, except for strings).
+
+    ``times`` caches RFC3339 conversions for one answer: a batch's rows share their _start and _stop, and the
+    timestamps of many series (converting every cell anew was most of a batch's parsing time)."""
     if datatype == "double":
-        return float(raw)
+        return lambda raw: float(raw) if raw != "" else None
     if datatype in ("long", "unsignedLong"):
-        return int(raw)
+        return lambda raw: int(raw) if raw != "" else None
     if datatype == "boolean":
-        return raw == "true"
+        return lambda raw: (raw == "true") if raw != "" else None
     if datatype.startswith("dateTime"):
-        return rfc3339_to_ns(raw)
-    return raw
+        def convert_time(raw):
+            if raw == "":
+                return None
+            ns = times.get(raw)
+            if ns is None:
+                ns = times[raw] = rfc3339_to_ns(raw)
+            return ns
+        return convert_time
+    return lambda raw: raw
 
 
 def parse_annotated_csv(text):
@@ -129,9 +138,10 @@ def parse_annotated_csv(text):
     typed values (times as ns integers). A Flux error row raises PipelineError.
     """
     tables = []
-    datatypes = groups = header = None
+    datatypes = groups = header = columns = None
     block = 0
     current = None
+    times = {}
     for record in csv.reader(io.StringIO(text)):
         if not record or all(cell == "" for cell in record):
             datatypes = groups = header = None  # a blank line ends a block; the next has its own annotations
@@ -147,15 +157,20 @@ def parse_annotated_csv(text):
             continue
         if header is None:
             header = record
+            if "error" not in header or "reference" not in header:
+                if datatypes is None or groups is None:
+                    raise PipelineError("the query answer is not annotated CSV (datatype and group annotations missing)")
+                columns = [(i, name, _converter(datatypes[i], times)) for i, name in enumerate(header) if name]
+                table_column = header.index("table") if "table" in header else None
+                group = {name for i, name in enumerate(header) if groups[i] == "true"}
             continue
         if "error" in header and "reference" in header:
             raise PipelineError(f"Flux error: {record[header.index('error')]}")
-        if datatypes is None or groups is None:
-            raise PipelineError("the query answer is not annotated CSV (datatype and group annotations missing)")
-        row = {name: _convert(datatypes[i], record[i]) for i, name in enumerate(header) if name and i < len(record)}
-        table_id = (block, row.get("table"))
+        width = len(record)
+        row = {name: convert(record[i]) for i, name, convert in columns if i < width}
+        table_id = (block, record[table_column] if table_column is not None and table_column < width else None)
         if table_id != current:
-            tables.append({"group": {name for i, name in enumerate(header) if groups[i] == "true"}, "rows": []})
+            tables.append({"group": set(group), "rows": []})
             current = table_id
         tables[-1]["rows"].append(row)
     return tables

@@ -85,9 +85,12 @@ options:
     type: str
     default: "0s"
   batch_size:
-    description: Points per batch (one journal entry and one checkpoint step per batch).
+    description:
+      - Points per batch (one journal entry and one checkpoint step per batch; the journal holds the batch's messages).
+      - The default comes from measurements (20,000 points, one run each against real InfluxDB and Kafka, 2026-12-05),
+        where batches of 500, 1000, 2000 and 5000 points gave 2,101, 2,132, 2,200 and 3,497 msg/s.
     type: int
-    default: 500
+    default: 5000
   max_messages:
     description: Publish at most this many points in this run (C(0) = all new points).
     type: int
@@ -207,7 +210,7 @@ def main():
         checkpoint_path=dict(type="path", required=True),
         start=dict(type="str", default="1970-01-01T00:00:00Z"),
         stop_lag=dict(type="str", default="0s"),
-        batch_size=dict(type="int", default=500),
+        batch_size=dict(type="int", default=5000),
         max_messages=dict(type="int", default=0),
         compression=dict(type="str", default="none", choices=["none", "gzip"]),
     )

@@ -25,7 +25,7 @@ def write(tmp_path, data, mode=0o600):
 
 def test_settings_get_defaults_and_types(tmp_path):
     settings = live.load_settings(write(tmp_path, dict(PRODUCER, poll_interval=1)), live.PRODUCER_SETTINGS)
-    assert settings["poll_interval"] == 1.0 and settings["batch_size"] == 500 and settings["stop_lag"] == "250ms"
+    assert settings["poll_interval"] == 1.0 and settings["batch_size"] == 5000 and settings["stop_lag"] == "250ms"
     assert live.check_producer_settings(settings) == []
 
 
