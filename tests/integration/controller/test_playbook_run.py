@@ -58,6 +58,7 @@ def test_limit_leaves_hosts_out(tmp_path):
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
     run = run_playbook(str(inventory), playbook, limit=["b"]).assert_ok()
     assert list(run.tasks["Who"]) == ["b"] and not run.changed
+    assert list(run.hosts("ho")) == ["b"]  # by the end of its name, every host it ran on
     assert [(p["name"], [t["name"] for t in p["tasks"]]) for p in run.plays] == [("Runner check", ["Who"])]
 
 
@@ -70,6 +71,9 @@ def test_serial_batches_are_plays_in_order(tmp_path):
     run = run_playbook(str(inventory), playbook).assert_ok()
     assert [(p["name"], list(p["tasks"][0]["hosts"])) for p in run.plays] == [("One at a time", ["a"]),
                                                                               ("One at a time", ["b"])]
+    assert sorted(run.hosts("Who")) == ["a", "b"]  # the batches' results of one task together
+    with pytest.raises(AssertionError, match="0 tasks named '...Nope' ran"):
+        run.hosts("Nope")
 
 
 def test_no_report_is_an_error_naming_the_playbook(tmp_path):

@@ -71,8 +71,8 @@ def test_the_brokers_are_patched_one_at_a_time_between_health_checks_and_again_c
         gates = [i for i, name in enumerate(names) if name.startswith(HEALTH_GATE)]
         upgrade_at = names.index(UPGRADE_TASK)
         assert gates and gates[0] < upgrade_at < gates[-1], (broker, names)  # healthy before and after
-    print({host: result["msg"] for host, result in run.tasks[next(n for n in run.tasks if n.endswith(REPORT_TASK))].items()})
+    print({host: result["msg"] for host, result in run.hosts(REPORT_TASK).items()})
     again = run_playbook(inventory_path, "patch.yml", limit=brokers).assert_ok()
     assert not again.changed, again.changed
-    reports = again.tasks[next(n for n in again.tasks if n.endswith(REPORT_TASK))]
+    reports = again.hosts(REPORT_TASK)
     assert all("nothing to upgrade" in r["msg"] for r in reports.values()), reports
