@@ -37,12 +37,27 @@ def chart_rows(document):
     return rows
 
 
+# Ratios the x axis may label (a log axis narrower than a decade otherwise labels its minor ticks, which overlap).
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 100)
+
+
+def ratio_ticks(span, most=12):
+    """Labelled ratios within 10^-span .. 10^span: RATIO_TICKS, thinned to at most ``most``, 1 always kept."""
+    ticks = [t for t in RATIO_TICKS if abs(math.log10(t)) <= span]
+    step = 1
+    while len(ticks[::step]) > most:
+        step += 1
+    one = ticks.index(1)
+    return sorted(set(ticks[one::step] + ticks[one::-step]))
+
+
 def render_bench(document, png_path, title=None):
     """Write the chart of a bench results document; returns the rows drawn."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on the controller
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     rows = chart_rows(document)
     if not rows:
@@ -56,6 +71,9 @@ def render_bench(document, png_path, title=None):
     ax.axvline(1, color="black", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlim(10 ** -span, 10 ** span)
+    ax.xaxis.set_major_locator(FixedLocator(ratio_ticks(span)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=9)
     ax.invert_yaxis()  # first row on top, as in the results table
     ax.set_xlabel("ratio ours / reference (log scale; 1 = as fast as the reference)")

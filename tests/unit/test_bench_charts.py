@@ -160,3 +160,12 @@ def test_drill_chart_shows_the_stall_inside_the_down_phase(charts, tmp_path):
 def test_drill_without_outcomes_is_an_error(charts, tmp_path):
     with pytest.raises(ValueError, match="no acknowledged or failed send"):
         charts.render_drill([{"e": "retried", "t": 1.0, "kind": "x"}], [], tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("span", [0.375, 0.9, 1.5, 2.5])
+def test_the_ratio_axis_labels_few_ticks_far_enough_apart(charts, span):
+    ticks = charts.ratio_ticks(span)
+    assert 1 in ticks and 3 <= len(ticks) <= 12
+    assert all(abs(math.log10(t)) <= span for t in ticks)
+    gaps = [math.log10(b) - math.log10(a) for a, b in zip(ticks, ticks[1:])]
+    assert min(gaps) >= 2 * span / 20, (ticks, gaps)  # a label is under 5 % of the axis (0.4 in of 8)
