@@ -616,7 +616,7 @@ class Bench:
                      conditions=(f"{catchup['points']:,} points of {catchup['stations']} stations written while the "
                                  f"service was stopped; {size} B per message (key {mean_key:.0f} + JSON value "
                                  f"{mean_value:.0f}); first delivered to last: {catchup['rate_first_to_last']:,.0f} "
-                                 f"msg/s; {load_range([load[0], loadavg()[0]])}"),
+                                 f"msg/s; {load_range([load, loadavg()])}"),
                      how=("ours: the points / (last delivered - systemctl start), so it includes the service's start, "
                           "connections and InfluxDB queries; reference: ProducerPerformance's records/sec for as many "
                           "records of our mean size (bench principal, bench topic, acks=all, idempotence, linger.ms "
