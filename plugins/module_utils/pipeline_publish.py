@@ -17,7 +17,7 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client impor
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
     FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
     new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
-    record_id, recovery_plan, rfc3339_to_ns)
+    record_id, recovery_plan, rfc3339_to_ns, window_after_full_batch)
 
 if HAS_KAFKA:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -276,6 +276,8 @@ def execute(run, store, source, start_ns, stop_ns):
         if len(found) * 2 < room and window_stop < stop_ns:
             continue  # a thin window: ask again with the wider one rather than send a small batch
         points = next_batch(found, room, p["key_tag"])
+        if len(found) > room:
+            window_ns = window_after_full_batch(window_ns, range_start, points[-1]["time_ns"])
         batch_no += 1
         messages = []
         for point in points:

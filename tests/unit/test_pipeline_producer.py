@@ -188,3 +188,12 @@ def test_query_window_aims_at_a_batch_and_moves_in_bounded_steps():
     assert pp.next_window(hour, 500, 500) == int(1.25 * hour)
     assert pp.next_window(pp.MIN_WINDOW_NS, 10**6, 1) == pp.MIN_WINDOW_NS
     assert pp.next_window(pp.MAX_WINDOW_NS, 0, 500) == pp.MAX_WINDOW_NS
+
+
+def test_a_full_batch_sets_the_window_from_the_span_that_held_it():
+    hour = 3600 * 10**9
+    # 50 series, 1000 points each within one second: the batch of 5000 ended 99 ms after the range start
+    assert pp.window_after_full_batch(hour // 16, 10**18, 10**18 + 99 * 10**6) == int(1.25 * (99 * 10**6 + 1))
+    # never wider than what the count alone gave, never under the minimum
+    assert pp.window_after_full_batch(10**6 * 10, 0, 10**12) == 10**6 * 10
+    assert pp.window_after_full_batch(hour, 5, 5) == pp.MIN_WINDOW_NS
