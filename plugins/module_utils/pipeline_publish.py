@@ -139,13 +139,23 @@ class Run:
         self.producer = KafkaProducer(**config)
 
     def send(self, messages):
-        """Send (partition, key, value) messages in order; returns when every one is acknowledged.
+        """Send (partition, key, value) messages in order; returns when every one is acknowledged."""
+        self.await_sent(self.start_send(messages))
+
+    def start_send(self, messages):
+        """Hand the messages to the producer (in order) without waiting: its I/O thread sends them while the caller
+        goes on (the next batch's query); await_sent() waits for their acknowledgements.
 
         The record timestamp is the publish time (the point's time is in the value): Kafka's retention counts
         from record timestamps, so points of old windows would otherwise be deleted as soon as they arrive."""
         futures = [self.producer.send(self.p["topic"], key=key.encode("utf-8"), value=value.encode("utf-8"),
                                       partition=partition)
                    for partition, key, value in messages]
+        return futures, messages
+
+    def await_sent(self, sending):
+        """Flush, then check that every message of start_send() was acknowledged."""
+        futures, messages = sending
         self.producer.flush(timeout=max(60, self.p["request_timeout"] * 4))
         for future, message in zip(futures, messages):
             if not future.is_done:
@@ -249,35 +259,42 @@ def execute(run, store, source, start_ns, stop_ns):
         changed = True
 
     batch_no = 0
-    window_ns = FIRST_WINDOW_NS
-    # [cursor, scanned_to) held no point when this run looked. ``start`` only applies without a checkpoint:
-    # with one, points between the cursor and ``start`` would otherwise be skipped (and check mode disagree).
-    scanned_to = None
-    while True:
-        room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - run.counts["messages"])
-        if room <= 0:
-            break
-        cursor = state["cursor"]
-        range_start = cursor["time_ns"] if cursor else start_ns
-        if scanned_to is not None:
-            range_start = max(range_start, scanned_to)
-        if range_start >= stop_ns:
-            break
-        window_stop = min(stop_ns, range_start + window_ns)
-        tables = run.query(batch_query(p["bucket"], p["measurement"], p["key_tag"], range_start, window_stop,
-                                       cursor, room))
-        found = points_from_tables(tables, p["measurement"], p["key_tag"])
-        window_ns = next_window(window_ns, len(found), room)
-        if not found:
-            if window_stop >= stop_ns:
-                break
-            scanned_to = window_stop
-            continue
-        if len(found) * 2 < room and window_stop < stop_ns:
-            continue  # a thin window: ask again with the wider one rather than send a small batch
-        points = next_batch(found, room, p["key_tag"])
-        if len(found) > room:
-            window_ns = window_after_full_batch(window_ns, range_start, points[-1]["time_ns"])
+    # The query window, adapted from one query to the next, and [cursor, scanned_to): held no point when looked at.
+    # ``start`` only applies without a checkpoint: with one, points between the cursor and ``start`` would
+    # otherwise be skipped (and check mode disagree).
+    scan = {"window_ns": FIRST_WINDOW_NS, "scanned_to": None}
+
+    def fetch(cursor, sent):
+        """The points of the next batch after ``cursor`` (None: nothing more for this run), ``sent`` messages
+        counted so far. Reads only: nothing is journaled or moved here."""
+        while True:
+            room = p["batch_size"] if not limit_total else min(p["batch_size"], limit_total - sent)
+            if room <= 0:
+                return None
+            range_start = cursor["time_ns"] if cursor else start_ns
+            if scan["scanned_to"] is not None:
+                range_start = max(range_start, scan["scanned_to"])
+            if range_start >= stop_ns:
+                return None
+            window_stop = min(stop_ns, range_start + scan["window_ns"])
+            tables = run.query(batch_query(p["bucket"], p["measurement"], p["key_tag"], range_start, window_stop,
+                                           cursor, room))
+            found = points_from_tables(tables, p["measurement"], p["key_tag"])
+            scan["window_ns"] = next_window(scan["window_ns"], len(found), room)
+            if not found:
+                if window_stop >= stop_ns:
+                    return None
+                scan["scanned_to"] = window_stop
+                continue
+            if len(found) * 2 < room and window_stop < stop_ns:
+                continue  # a thin window: ask again with the wider one rather than send a small batch
+            points = next_batch(found, room, p["key_tag"])
+            if len(found) > room:
+                scan["window_ns"] = window_after_full_batch(scan["window_ns"], range_start, points[-1]["time_ns"])
+            return points
+
+    points = fetch(state["cursor"], run.counts["messages"])
+    while points:
         batch_no += 1
         messages = []
         for point in points:
@@ -296,10 +313,20 @@ def execute(run, store, source, start_ns, stop_ns):
         if os.environ.get(FAULT_ENV) == f"gap_send:{batch_no}":  # a send in the middle failed, later ones did not
             run.send(messages[: len(messages) // 2] + messages[len(messages) // 2 + 1:])
             _fault("gap_send", batch_no)
-        run.send(messages)
+        sending = run.start_send(messages)
+        # While the batch is on its way, read the next one (it starts after this batch's last point): the query
+        # no longer waits for the acknowledgements. A failed query is raised once this batch is delivered and
+        # committed, so it leaves nothing in flight.
+        try:
+            points, query_error = fetch(state["pending"]["cursor_after"], run.counts["messages"] + len(messages)), None
+        except PipelineError as exc:
+            points, query_error = None, exc
+        run.await_sent(sending)
         _fault("after_delivery", batch_no)
         commit(store, state, len(messages))
         run.counts["batches"] += 1
+        if query_error is not None:
+            raise query_error
     return finish(run, state, before, changed)
 
 
