@@ -162,12 +162,14 @@ spike_points:
 
 import csv
 import datetime
+import fractions
 import io
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import (
     NOTHING_CHANGED, InfluxDBApi, InfluxDBError, influxdb_argument_spec, parse_duration)
+from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import rfc3339_to_ns
 from ansible_collections.isobar.pipeline.plugins.module_utils.weather_simulation import (  # noqa: F401 (FIELDS: tests)
     FIELDS, _station_profile, line, simulate)
 
@@ -263,8 +265,10 @@ def parse_window(text):
         stamp = row[header["_time"]]
         ts = seconds.get(stamp)
         if ts is None:
-            moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            ts = seconds[stamp] = int(moment.timestamp()) if moment.microsecond == 0 else moment.timestamp()
+            # InfluxDB answers in nanoseconds (datetime would cut them to microseconds); an exact fraction keeps a
+            # point a nanosecond off the second apart from the one on it (a float would round onto it).
+            ns = rfc3339_to_ns(stamp)
+            ts = seconds[stamp] = ns // 10**9 if ns % 10**9 == 0 else fractions.Fraction(ns, 10**9)
         stored.setdefault((row[header["station"]], ts), {})[row[header["_field"]]] = float(row[header["_value"]])
     return stored
 

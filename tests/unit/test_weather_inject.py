@@ -81,9 +81,12 @@ def test_parse_window_reads_every_table_and_each_time_once():
                          "",
                          ",result,table,_time,_value,_field,station",
                          ",_result,1,2026-11-27T00:00:00Z,20.25,temperature,station-01",
-                         ",_result,1,2026-11-27T00:00:00.5Z,1.0,temperature,station-02"]) + "\r\n")
+                         ",_result,1,2026-11-27T00:00:00.5Z,1.0,temperature,station-02",
+                         ",_result,1,2026-11-27T00:00:00.000000001Z,2.0,temperature,station-03"]) + "\r\n")
     stored = wi.parse_window(text)
     assert stored[("station-01", 1795737600)] == {"humidity": 55.5, "temperature": 20.25}
     assert stored[("station-01", 1795737660)] == {"humidity": 56.0}
     # a point between whole seconds is not taken for the one on the second
     assert ("station-02", 1795737600) not in stored and ("station-02", 1795737600.5) in stored
+    # nor one a nanosecond after it (InfluxDB's precision)
+    assert ("station-03", 1795737600) not in stored
