@@ -4,16 +4,12 @@ is left out of its percentiles, and the duplicates each consumer saw are reporte
 InfluxDB and Kafka) is bench/scripts/latency_run.py in make bench."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from fixtures.operations import load_program
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("bench_latency", ROOT / "bench" / "bench.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_program("bench/bench.py", "bench_latency")
 
 S = 1_000_000_000
 
