@@ -32,6 +32,7 @@ import time
 
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, parse_duration
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import describe_exception
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import PipelineError, ns_to_rfc3339
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_publish import Run, execute, summary, validate
@@ -53,7 +54,7 @@ PRODUCER_SETTINGS = dict(_CONNECTION, **{
     # InfluxDB stores each field of a point as its own series: a poll racing a write can see half a point.
     # Points younger than stop_lag are left for the next poll, so it must exceed the writers' delay.
     "stop_lag": (str, "250ms"),
-    "batch_size": (int, 5000), "compression": (str, "none"),
+    "batch_size": (int, 5000), "compression": (str, "none"), "kafka_client": (str, "confluent-kafka"),
     "bootstrap_servers": (list, None), "sasl_username": (str, None), "sasl_password": (str, None),
     "sasl_mechanism": (str, "SCRAM-SHA-512"), "ssl_cafile": (str, None), "ssl_check_hostname": (bool, True),
     "api_version": (str, "4.0"), "connect_timeout": (int, 20), "request_timeout": (int, 30),
@@ -131,6 +132,8 @@ def check_producer_settings(settings):
         problems.append(f"poll_interval must be between {low} and {high} seconds, got {settings['poll_interval']}")
     if not 1 <= settings["max_backoff"] <= 3600:
         problems.append(f"max_backoff must be between 1 and 3600 seconds, got {settings['max_backoff']}")
+    if settings["kafka_client"] not in CLIENTS:
+        problems.append(f"kafka_client must be one of {', '.join(CLIENTS)}, got {settings['kafka_client']!r}")
     if settings["compression"] not in ("none", "gzip"):
         problems.append(f"compression must be none or gzip, got {settings['compression']!r}")
     if settings["sasl_mechanism"] not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
@@ -250,13 +253,33 @@ def run_producer(settings, stop=None):
     return 0
 
 
+def file_identity(*paths):
+    """What tells a replaced or rewritten file apart (inode, size, mtime) for each path; None for a missing one."""
+    identity = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            identity.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            identity.append(None)
+    return tuple(identity)
+
+
 def _produce(params, module, store, source, start_ns, lag_ns, status, stop):
     run = Run(module)
     pause = params["poll_interval"]
     total = 0
+    # librdkafka loads its CA file when the producer is created (kafka-python at each connection): when the CA
+    # renewal replaces the file, the clients are reopened between two polls (no batch in flight), not after a failure.
+    ca_files = [path for path in (params["ssl_cafile"], params["ca_path"]) if path]
+    trusted = file_identity(*ca_files)
     try:
         while not stop.is_set():
             began = time.monotonic()
+            if file_identity(*ca_files) != trusted:
+                trusted = file_identity(*ca_files)
+                LOG.info("the CA file changed: reconnecting to Kafka and InfluxDB with it")
+                run.close()
             run.restart_clock()
             stop_ns = time.time_ns() - lag_ns
             try:

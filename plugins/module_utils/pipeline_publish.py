@@ -14,13 +14,14 @@ import time
 
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, parse_duration
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import HAS_KAFKA, client_config, close_quietly, connect
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS, HAS_CONFLUENT_KAFKA, SendError, open_sender
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
     FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
     new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
     record_id, recovery_plan, rfc3339_to_ns, window_after_full_batch)
 
 if HAS_KAFKA:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import OffsetSpec
     from kafka.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
@@ -131,37 +132,32 @@ class Run:
         return got
 
     def open_producer(self):
-        config = client_config(self.p)
-        config.update(client_id="isobar-influx-to-kafka", acks="all", enable_idempotence=True,
-                      max_in_flight_requests_per_connection=5, linger_ms=20,
-                      delivery_timeout_ms=max(120000, self.p["request_timeout"] * 4000),
-                      compression_type=None if self.p["compression"] == "none" else self.p["compression"])
-        self.producer = KafkaProducer(**config)
+        """The sender of the chosen client library (kafka_senders), connected."""
+        try:
+            self.producer = open_sender(self.p)
+        except SendError as exc:
+            raise PipelineError(str(exc)) from None
 
     def send(self, messages):
         """Send (partition, key, value) messages in order; returns when every one is acknowledged."""
         self.await_sent(self.start_send(messages))
 
     def start_send(self, messages):
-        """Hand the messages to the producer (in order) without waiting: its I/O thread sends them while the caller
-        goes on (the next batch's query); await_sent() waits for their acknowledgements.
+        """Hand the messages to the producer (in order) without waiting: the library's I/O threads send them while
+        the caller goes on (the next batch's query); await_sent() waits for their acknowledgements.
 
         The record timestamp is the publish time (the point's time is in the value): Kafka's retention counts
         from record timestamps, so points of old windows would otherwise be deleted as soon as they arrive."""
-        futures = [self.producer.send(self.p["topic"], key=key.encode("utf-8"), value=value.encode("utf-8"),
-                                      partition=partition)
-                   for partition, key, value in messages]
-        return futures, messages
+        return self.producer.start(messages), messages
 
     def await_sent(self, sending):
-        """Flush, then check that every message of start_send() was acknowledged."""
-        futures, messages = sending
-        self.producer.flush(timeout=max(60, self.p["request_timeout"] * 4))
-        for future, message in zip(futures, messages):
-            if not future.is_done:
-                raise PipelineError(f"message to partition {message[0]} not acknowledged in time")
-            if future.failed():
-                raise future.exception
+        """Wait until every message of start_send() is acknowledged (raises otherwise), then count them."""
+        handle, messages = sending
+        try:
+            self.producer.wait(handle, messages, timeout=max(60, self.p["request_timeout"] * 4))
+        except SendError as exc:
+            raise PipelineError(str(exc)) from None
+        for message in messages:
             partition = str(message[0])
             self.counts["partitions"][partition] = self.counts["partitions"].get(partition, 0) + 1
         self.counts["messages"] += len(messages)
@@ -174,7 +170,7 @@ class Run:
     def close(self):
         if self.producer is not None:
             try:
-                self.producer.close(timeout=5)
+                self.producer.close()
             except Exception:
                 pass
         close_quietly(self.admin)
@@ -195,6 +191,11 @@ def validate(module):
         problems.append(f"batch_size must be between 1 and 100000, got {p['batch_size']}")
     if p["max_messages"] < 0:
         problems.append("max_messages must be 0 (no limit) or positive")
+    if p["kafka_client"] not in CLIENTS:
+        problems.append(f"kafka_client must be one of {', '.join(CLIENTS)}, got {p['kafka_client']!r}")
+    elif p["kafka_client"] == "confluent-kafka" and not HAS_CONFLUENT_KAFKA:
+        problems.append("kafka_client confluent-kafka needs the confluent-kafka library in this Python "
+                        "(the client_venv role installs it)")
     if not p["token"]:
         problems.append("token must not be empty")
     try:

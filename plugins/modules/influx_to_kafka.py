@@ -30,6 +30,8 @@ description:
     runs, so stop it before a one-shot run on the same checkpoint.
 version_added: "1.0.0"
 author: Isobar contributors (@isobar)
+requirements:
+  - confluent-kafka >= 2.6 for O(kafka_client=confluent-kafka) (the client_venv role installs it)
 extends_documentation_fragment:
   - isobar.pipeline.kafka_connection
   - isobar.pipeline.influxdb_connection
@@ -100,6 +102,15 @@ options:
     type: str
     choices: [none, gzip]
     default: none
+  kafka_client:
+    description:
+      - "Kafka client library that sends the messages, with the same guarantees (acks=all, idempotent, 5 in flight,
+        linger 20 ms): C(confluent-kafka) (librdkafka, in C: sends while Python reads the next batch) or
+        C(kafka-python) (pure Python). Reading back an interrupted batch and the partitions' offsets use kafka-python."
+      - The default comes from C(make bench), which measures the same run with both (bench/results).
+    type: str
+    choices: [confluent-kafka, kafka-python]
+    default: confluent-kafka
   sasl_username:
     description:
       - SCRAM user of the producer. It needs WRITE on O(topic) (DESCRIBE comes with it) and READ on O(topic)
@@ -213,6 +224,7 @@ def main():
         batch_size=dict(type="int", default=5000),
         max_messages=dict(type="int", default=0),
         compression=dict(type="str", default="none", choices=["none", "gzip"]),
+        kafka_client=dict(type="str", default="confluent-kafka", choices=["confluent-kafka", "kafka-python"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_kafka_library(module)

@@ -26,6 +26,7 @@ def write(tmp_path, data, mode=0o600):
 def test_settings_get_defaults_and_types(tmp_path):
     settings = live.load_settings(write(tmp_path, dict(PRODUCER, poll_interval=1)), live.PRODUCER_SETTINGS)
     assert settings["poll_interval"] == 1.0 and settings["batch_size"] == 5000 and settings["stop_lag"] == "250ms"
+    assert settings["kafka_client"] == "confluent-kafka"
     assert live.check_producer_settings(settings) == []
 
 
@@ -34,6 +35,7 @@ def test_settings_get_defaults_and_types(tmp_path):
     (dict(poll_interval=3600), 0o600, "poll_interval must be between"),
     (dict(max_backoff=0), 0o600, "max_backoff"),
     (dict(compression="zstd"), 0o600, "compression"),
+    (dict(kafka_client="librdkafka"), 0o600, "kafka_client must be one of confluent-kafka, kafka-python"),
 ])
 def test_producer_service_checks(tmp_path, change, mode, text):
     settings = live.load_settings(write(tmp_path, dict(PRODUCER, **change), mode), live.PRODUCER_SETTINGS)
@@ -101,3 +103,14 @@ def test_a_refused_run_names_the_lock_holder(tmp_path):
         holder.wait()
     with cp.CheckpointStore(path).locked():  # released by the kernel when the holder died
         pass
+
+
+def test_file_identity_tells_a_replaced_file_apart(tmp_path):
+    path = tmp_path / "ca.crt"
+    path.write_text("old CA\n")
+    before = live.file_identity(str(path), str(tmp_path / "missing"))
+    assert before[1] is None and live.file_identity(str(path), str(tmp_path / "missing")) == before
+    new = tmp_path / ".ca.crt.new"
+    new.write_text("new CA\n")  # same size, another inode: what a copy-and-rename leaves
+    os.replace(new, path)
+    assert live.file_identity(str(path), str(tmp_path / "missing")) != before

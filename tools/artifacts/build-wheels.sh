@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 for python in 3.11 3.13; do
   python3 -m pip download --quiet --disable-pip-version-check --dest "$tmp" \
     --only-binary=:all: --python-version "$python" --implementation cp --platform manylinux2014_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform any "$@"
+    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any "$@"
 done
 (cd "$tmp" && sha256sum -- *.whl > SHA256SUMS)
 printf '%s\n' "$@" > "$tmp/requirements.txt"

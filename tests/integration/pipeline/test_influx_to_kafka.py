@@ -19,10 +19,13 @@ from fixtures.pipeline_helpers import (  # noqa: F401 - producer, read_token and
 
 pytestmark = pytest.mark.slow
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, safely in the past
+# The exactly-once tests run with each Kafka client library the module can send with (kafka_client); the others
+# with its default.
+EACH_CLIENT = pytest.mark.parametrize("job", ["confluent-kafka", "kafka-python"], indirect=True)
 
 
 @pytest.fixture
-def job(kafka_server, influxdb_server, producer, read_token, tmp_path, stream):
+def job(request, kafka_server, influxdb_server, producer, read_token, tmp_path, stream):
     """A fresh measurement and topic (4 partitions) per test, the producer allowed to write to it."""
     name = stream("itk")
     args = {
@@ -33,6 +36,8 @@ def job(kafka_server, influxdb_server, producer, read_token, tmp_path, stream):
         "sasl_password": producer["password"], "ssl_cafile": kafka_server.ca_file,
         "api_version": ".".join(kafka_server.version.split(".")[:2]),
     }
+    if getattr(request, "param", None):
+        args["kafka_client"] = request.param
     return {"name": name, "args": args, "checkpoint": Path(args["checkpoint_path"])}
 
 
@@ -59,6 +64,7 @@ def assert_exactly_once(records, written, measurement, in_order=True):
         last_time[r["key"]] = value["time_ns"]
 
 
+@EACH_CLIENT
 def test_publishes_each_point_once_then_nothing_on_rerun(job, kafka_server, influxdb_server):
     written = write_points(influxdb_server, job["name"], T0, 30)  # 4 stations x 30 = 120 points
 
@@ -133,6 +139,7 @@ def test_start_is_ignored_once_a_checkpoint_exists(job, kafka_server, influxdb_s
     assert_exactly_once(read_topic(kafka_server, job["name"]), written, job["name"])
 
 
+@EACH_CLIENT
 @pytest.mark.parametrize("stage, recovered, already", [
     ("after_journal", 50, 0),    # died after journaling batch 2, before sending it
     ("partial_send", 25, 25),    # died after half of batch 2 was acknowledged
@@ -161,6 +168,7 @@ def test_a_run_dying_mid_batch_is_completed_by_the_next_without_duplicates(
     assert run_module("influx_to_kafka", job["args"])["changed"] is False
 
 
+@EACH_CLIENT
 def test_sigkill_at_random_moments_then_resume_delivers_everything_once(job, kafka_server, influxdb_server, tmp_path):
     written = write_points(influxdb_server, job["name"], T0, 500)  # 2000 points, 20 batches of 100
     args = dict(job["args"], batch_size=100)
@@ -215,6 +223,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(job, kafka_server, influxdb
         (dict(start="yesterday"), "start"),
         (dict(batch_size=0), "batch_size"),
         (dict(stop_lag="ten"), "stop_lag"),
+        (dict(kafka_client="librdkafka"), "kafka_client"),
     ]
     for override, text in cases:
         result = run_module("influx_to_kafka", dict(job["args"], **override))

@@ -158,6 +158,56 @@ def test_sigkill_mid_stream_then_restart_delivers_each_point_once(service, kafka
     assert proc.wait(timeout=30) == 0
 
 
+def other_ca_pem():
+    """A CA certificate the brokers' certificates do not chain to."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "isobar test: another CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def replace_file(path, data):
+    """Like the CA renewal's copy: a new file moved over the old one."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def test_a_replaced_ca_file_is_read_again_between_polls(service, kafka_server, influxdb_server):
+    """librdkafka loads its CA file when the producer is created: the service reopens its clients when the file
+    changes. Replaced by a CA the brokers do not chain to, the next poll fails on TLS (so the file was read again);
+    replaced by the right one again, it goes on, every point once."""
+    ca_copy = service.tmp / "ca-copy.crt"
+    right_ca = Path(kafka_server.ca_file).read_bytes()
+    ca_copy.write_bytes(right_ca)
+    proc = service.start(ssl_cafile=str(ca_copy))
+    written = write_points(influxdb_server, service.name, time.time_ns() - 2 * 10**8, 3, step_ns=5 * 10**7)
+    wait_for(lambda: delivered(service) == len(written), 60, "the first points")
+
+    replace_file(ca_copy, other_ca_pem())
+    status = wait_for(lambda: (lambda s: s if s.get("last_error") else None)(service.status()), 60, "a TLS error")
+    assert "TLS verification" in status["last_error"] or "certificate" in status["last_error"], status
+    more = write_points(influxdb_server, service.name, time.time_ns() - 2 * 10**8, 3, step_ns=5 * 10**7)
+    written.update(more)
+    replace_file(ca_copy, right_ca)
+    wait_for(lambda: delivered(service) == len(written), 90, "the points written while the CA was wrong")
+    assert_exactly_once(read_topic(kafka_server, service.name), written, service.name)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0 and output.count("the CA file changed") == 2, output[-3000:]
+
+
 def test_an_unreachable_influxdb_is_reported_in_the_status_and_retried(service, kafka_server, influxdb_server):
     proc = service.start(url="https://127.0.0.1:1")
     status = wait_for(lambda: (lambda s: s if s.get("last_error") else None)(service.status()), 60, "an error")
