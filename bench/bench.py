@@ -84,6 +84,14 @@ def loadavg() -> float:
         return float(handle.read().split()[0])
 
 
+def produce_order(run: int) -> list[str]:
+    """The producers of a produce run in turn: the reference, ours (the default client library), alt (the other),
+    rotated from one run to the next so that none always runs first on a cold or warm cluster."""
+    sides = ["ref", "ours", "alt"]
+    shift = (run - 1) % len(sides)
+    return sides[shift:] + sides[:shift]
+
+
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -525,21 +533,24 @@ class Bench:
             out = self.work / f"produce-r{n}.json"
             load = loadavg()
             self.playbook("bench/playbooks/produce.yml", f"produce-r{n}", {
-                "bench_run": n, "bench_tag": self.tag, "bench_order": ["ref", "ours"] if n % 2 else ["ours", "ref"],
+                "bench_run": n, "bench_tag": self.tag, "bench_order": produce_order(n),
                 "bench_out": str(out), "bench_record_size": size, "bench_produce_start": start, "bench_produce_stop": stop,
                 "bench_produce_stations": PRODUCE_STATIONS, "bench_produce_interval": f"{WINDOW_INTERVAL_S}s",
                 "bench_points": points})
             result = json.loads(out.read_text(encoding="utf-8"))
-            ours, ref = result["ours"], result["ref"]
+            ours, alt, ref = result["ours"], result["alt"], result["ref"]
+            clients = result["clients"]
             tool = self.parse_producer_performance(ref["stdout"])
-            if tool["records"] != points or ours["messages"] != points:
-                raise StepFailed(f"run {n}: influx_to_kafka sent {ours['messages']}, ProducerPerformance {tool['records']}, "
-                                 f"expected {points}")
+            if tool["records"] != points or ours["messages"] != points or alt["messages"] != points:
+                raise StepFailed(f"run {n}: influx_to_kafka sent {ours['messages']} ({clients['ours']}) and "
+                                 f"{alt['messages']} ({clients['alt']}), ProducerPerformance {tool['records']}, expected {points}")
             runs.append({"run": n, "order": result["order"], "window": [start, stop], "messages": points,
-                         "loadavg": [load, loadavg()], "ours_batches": ours["batches"],
+                         "loadavg": [load, loadavg()], "clients": clients, "ours_batches": ours["batches"],
                          "ours_task_s": round(ours["task_wall_s"], 3), "ours_module_s": ours["duration"],
+                         "alt_task_s": round(alt["task_wall_s"], 3), "alt_module_s": alt["duration"],
                          "ref_task_s": round(ref["task_wall_s"], 3), "ref_tool": tool,
                          "ours_task_rate": round(points / ours["task_wall_s"], 1), "ours_module_rate": ours["rate"],
+                         "alt_task_rate": round(points / alt["task_wall_s"], 1), "alt_module_rate": alt["rate"],
                          "ref_task_rate": round(points / ref["task_wall_s"], 1), "ref_tool_rate": tool["rate"]})
         self.details["produce"] = {"record_size": {"bytes": size, "mean_key": round(mean_key, 1),
                                                    "mean_value": round(mean_value, 1)}, "runs": runs}
@@ -551,13 +562,19 @@ class Bench:
                      "partitions/RF/configs, same SASL_SSL SCRAM-SHA-512 and CA, same producer settings (acks=all, "
                      "idempotence, max in flight 5, linger.ms 20, no compression), unkeyed records of our mean size; "
                      "ours = influx_to_kafka with playbooks/produce.yml's settings (topic weather, producer principal, "
-                     "the pipeline role's batch_size) publishing a day of fresh points written just before, from its own checkpoint")
+                     f"the pipeline role's batch_size and Kafka client library, {clients['ours']}) publishing a day of fresh "
+                     "points written just before, from its own checkpoint")
+        alt_client = f"the same influx_to_kafka run with the other Kafka client library ({clients['alt']}, kafka_client)"
         self.throughput_rows(runs, (
             ("produce_task", "Producer throughput, whole Ansible task", "ours_task_rate", "ref_task_rate",
              f"messages / wall time of the task, taken on the controller (the reference's includes the JVM start); {reference}"),
             ("produce_tool", "Producer throughput, as each program reports it", "ours_module_rate", "ref_tool_rate",
              "ours: influx_to_kafka's rate (module start to end: connects, InfluxDB queries, sends, journal and "
              f"checkpoint writes); reference: ProducerPerformance's records/sec (first send to last ack); {reference}"),
+            ("produce_task_alt", f"Producer throughput, whole Ansible task, with {clients['alt']}", "alt_task_rate",
+             "ref_task_rate", f"as the whole-task row, ours = {alt_client}"),
+            ("produce_tool_alt", f"Producer throughput, as each program reports it, with {clients['alt']}",
+             "alt_module_rate", "ref_tool_rate", f"as the as-reported row, ours = {alt_client}"),
         ), "msg/s", conditions)
 
     @staticmethod
@@ -584,6 +601,8 @@ class Bench:
             "bench_latency_duration": self.args.latency_duration, "bench_catchup_points": self.args.catchup_points})
         run = json.loads((self.work / "latency.json").read_text(encoding="utf-8"))
         summary = self.latency_summary(run)
+        client = run.get("service_kafka_client", "kafka-python")
+        summary["service_kafka_client"] = client
         self.details["latency"] = summary
         conditions = (f"{summary['points_written']} points ({summary['stations']} stations x 1/s for "
                       f"{summary['duration_s']:.0f} s); service: {summary['lost']} not delivered within "
@@ -593,7 +612,7 @@ class Bench:
         how = ("per point, t_recv - t_ack: t_ack = the writer's clock when InfluxDB answered (HTTP 204) the write "
                "holding the point, t_recv = a consumer's clock when poll() handed over its record (matched by the "
                "message id measurement/station/time_ns); ours: isobar-producer.service (polls InfluxDB, acks=all, "
-               "idempotent, checkpointed) to the weather topic; reference: the writer's own loop sending the same "
+               f"idempotent, checkpointed, sends with {client}) to the weather topic; reference: the writer's own loop sending the same "
                "points with kafka-python (acks=all, idempotent, flushed) to the bench topic right after the write "
                "(issue 15's plain streaming program); writer, service and consumers on the pipeline host, one clock, "
                "the same points for both. Goal: service p99 <= 0.5 s")
@@ -618,7 +637,7 @@ class Bench:
                                  f"{mean_value:.0f}); first delivered to last: {catchup['rate_first_to_last']:,.0f} "
                                  f"msg/s; {load_range([load, loadavg()])}"),
                      how=("ours: the points / (last delivered - systemctl start), so it includes the service's start, "
-                          "connections and InfluxDB queries; reference: ProducerPerformance's records/sec for as many "
+                          f"connections and InfluxDB queries (the service sends with {client}); reference: ProducerPerformance's records/sec for as many "
                           "records of our mean size (bench principal, bench topic, acks=all, idempotence, linger.ms "
                           "20), run right after. Goal: >= 0.7"))
 

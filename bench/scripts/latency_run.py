@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--topic", default="weather", help="the topic the service publishes to")
     parser.add_argument("--ref-topic", required=True, help="the reference loop's topic (the bench principal's)")
     parser.add_argument("--service", default="isobar-producer.service")
+    parser.add_argument("--service-config", default="/etc/isobar/producer.json",
+                        help="the service's settings file: which Kafka client library it sends with")
     parser.add_argument("--measurement", default="weather")
     parser.add_argument("--station-prefix", default="bench-")
     parser.add_argument("--stations", type=int, default=5)
@@ -198,8 +200,10 @@ def main() -> None:
         conn = json.load(handle)
     subprocess.run(["systemctl", "is-active", "--quiet", args.service], check=True)  # the service must be live
 
+    with open(args.service_config, encoding="utf-8") as handle:
+        service_client = json.load(handle).get("kafka_client", "kafka-python")  # before kafka_client: kafka-python
     result = {"settings": {k: v for k, v in vars(args).items() if k not in ("connection", "out")},
-              "loadavg_start": loadavg(), "started": time.time_ns()}
+              "service_kafka_client": service_client, "loadavg_start": loadavg(), "started": time.time_ns()}
     ours = Consumer(conn, args.topic, conn["consumer_user"], conn["consumer_password"])
     ref = Consumer(conn, args.ref_topic, conn["bench_user"], conn["bench_password"])
     for consumer in (ours, ref):
