@@ -14,6 +14,7 @@ afterwards) and optional per-bucket value counts.
 from __future__ import annotations
 
 import csv
+import datetime
 import glob
 import hashlib
 import io
@@ -30,6 +31,8 @@ SIDECAR_SUFFIX = ".isobar.json"
 SIDECAR_FORMAT = 1
 # Flux's time range covering every point a bucket can hold (the engine's limits are 1677..2262).
 ALL_TIME = "start: 1970-01-01T00:00:00Z, stop: 2262-04-11T00:00:00Z"
+# Points of the last seconds before a backup are left out of its counts: they may still be arriving (count_stop_for).
+COUNT_SETTLE_SECONDS = 2
 CHUNK = 1 << 20
 
 
@@ -77,9 +80,21 @@ def flux_rows(api, org_id, query):
     return rows
 
 
-def count_values(api, org_id, bucket):
-    """Number of stored field values in a bucket (every field of every point, all time)."""
-    rows = flux_rows(api, org_id, f"from(bucket: {_flux_string(bucket)}) |> range({ALL_TIME}) "
+def count_stop_for(now_s):
+    """The bound of a backup's counts: whole seconds, COUNT_SETTLE_SECONDS before ``now_s`` (RFC3339).
+
+    The snapshot is taken after the count, and live writers (the inject service, Telegraf) keep adding points of the
+    current time meanwhile: counting only the points older than this bound, on both sides (backup and restore), keeps
+    the counts of one backup equal to what its snapshot holds, so a restored target is recognised on a re-run."""
+    stop = int(now_s) - COUNT_SETTLE_SECONDS
+    return datetime.datetime.fromtimestamp(stop, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def count_values(api, org_id, bucket, stop=None):
+    """Number of stored field values in a bucket (every field of every point; with ``stop`` (RFC3339), of the
+    points before it)."""
+    time_range = f"start: 1970-01-01T00:00:00Z, stop: {stop}" if stop else ALL_TIME
+    rows = flux_rows(api, org_id, f"from(bucket: {_flux_string(bucket)}) |> range({time_range}) "
                                   f"|> count() |> group() |> sum()")
     return sum(int(r["_value"]) for r in rows if r.get("_value", "") != "")
 

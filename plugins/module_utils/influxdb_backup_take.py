@@ -19,7 +19,7 @@ import shutil
 import time
 
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import (
-    CHUNK, COMPRESSION_GZIP, MANIFEST_VERSION, SIDECAR_FORMAT, SIDECAR_SUFFIX, count_values, file_sha256,
+    CHUNK, COMPRESSION_GZIP, MANIFEST_VERSION, SIDECAR_FORMAT, SIDECAR_SUFFIX, count_stop_for, count_values, file_sha256,
     token_fingerprint)
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBError
 
@@ -189,9 +189,11 @@ def take_backup(module, api, path, base, count_ids, token, org="", label="", inf
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
-        # Counted first: the snapshot then holds at least these values (writes may add more, never fewer).
+        # Counted first, up to a bound a little in the past (count_stop_for): the snapshot then holds every counted
+        # value, and the points live writers add meanwhile are newer than the bound, so a restore counts the same.
+        count_stop = count_stop_for(time.time())
         for name, (org_id, dummy) in count_ids.items():
-            counts[name] = count_values(api, org_id, name)
+            counts[name] = count_values(api, org_id, name, stop=count_stop)
         backup = Backup(module, api, path, base)
         manifest = backup.metadata()
         shards = 0
@@ -222,6 +224,7 @@ def take_backup(module, api, path, base, count_ids, token, org="", label="", inf
             "buckets": [f"{b.get('organizationName')}/{b.get('bucketName')}" for b in manifest["buckets"]],
             "shards": shards,
             "counts": counts,
+            "count_stop": count_stop if counts else "",
             "count_org": org or "",
             "files": {f["name"]: f["sha256"] for f in backup.files},
             "bytes": sum(f["size"] for f in backup.files),

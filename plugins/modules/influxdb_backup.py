@@ -119,7 +119,10 @@ shards:
   returned: success, not in check mode
   type: int
 counts:
-  description: Field values per bucket of O(count_buckets) at backup time.
+  description:
+    - Field values per bucket of O(count_buckets) at backup time, of the points older than 2 s before the backup
+      began (recorded as C(count_stop) in the sidecar; influxdb_restore counts to the same bound). Points live
+      writers add while the snapshot is taken are in the backup but not in these counts.
   returned: always
   type: dict
 influxdb_version:

@@ -129,11 +129,11 @@ seconds:
   returned: success, not in check mode
   type: float
 counts_before:
-  description: Field values per bucket recorded at backup time (sidecar).
+  description: Field values per bucket recorded at backup time (sidecar), of the points older than its C(count_stop).
   returned: always
   type: dict
 counts_after:
-  description: Field values per bucket of O(count_buckets) after the restore.
+  description: Field values per bucket of O(count_buckets) after the restore, counted to the backup's C(count_stop) like RV(counts_before).
   returned: success, not in check mode
   type: dict
 tokens_accepted:
@@ -175,15 +175,16 @@ def upload(api, path, name, compression, what):
         resp.release_conn()
 
 
-def count_buckets(api, org_name, names):
-    """Field values of each named bucket of an organization, all time (0 for a bucket that does not exist)."""
+def count_buckets(api, org_name, names, stop=None):
+    """Field values of each named bucket of an organization (0 for a bucket that does not exist): all time, or the
+    points before ``stop``, the bound the backup counted to (its sidecar's count_stop)."""
     counts = {}
     if names:
         orgs = (api.request("GET", "/api/v2/orgs", {"org": org_name}) or {}).get("orgs", []) if org_name else []
         org_id = next((o["id"] for o in orgs if o.get("name") == org_name), None)
         for name in names:
             bucket = api.bucket(name, org_id, required=False) if org_id else None
-            counts[name] = count_values(api, org_id, name) if bucket else 0
+            counts[name] = count_values(api, org_id, name, stop=stop) if bucket else 0
     return counts
 
 
@@ -235,6 +236,7 @@ def main():
     target_buckets = []
     count_names = params["count_buckets"] if params["count_buckets"] is not None else list(result["counts_before"])
     count_org = sidecar.get("count_org") or params["org"]
+    count_stop = sidecar.get("count_stop") or None  # older backups counted all time
     if fresh:
         result["target_state"] = "fresh"
     else:
@@ -247,7 +249,7 @@ def main():
             # made - nor predicted in check mode - with or without force.
             counted = {}
             if holds_the_backup(manifest, result["counts_before"], {b["id"]: b["name"] for b in target},
-                                lambda: counted.update(count_buckets(api, count_org, count_names)) or counted):
+                                lambda: counted.update(count_buckets(api, count_org, count_names, count_stop)) or counted):
                 result.update(target_state="restored", shards=0, bytes=0, seconds=0.0, counts_after=counted)
                 if not module.check_mode:
                     result["tokens_accepted"] = check_tokens(api, params["check_tokens"])
@@ -309,7 +311,7 @@ def main():
         result.update(shards=len(shard_entries), bytes=uploaded, seconds=round(time.monotonic() - started, 3))
 
         step = "count the restored values"
-        result["counts_after"] = count_buckets(api, count_org, count_names)
+        result["counts_after"] = count_buckets(api, count_org, count_names, count_stop)
         step = "check the tokens"
         result["tokens_accepted"] = check_tokens(api, params["check_tokens"])
     except InfluxDBError as exc:

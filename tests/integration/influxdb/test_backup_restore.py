@@ -378,3 +378,49 @@ def test_role_recreates_into_the_vault_a_client_token_the_backup_lacks(backup, f
     status, _ = fresh.api("GET", "/api/v2/buckets?limit=1", token=stored["vault_influxdb_tokens"]["late"])
     assert status == 200
     assert _values(fresh, bucket, token=stored["vault_influxdb_tokens"]["late"]) == source["values"]
+
+
+def test_a_backup_taken_while_a_writer_keeps_writing_restores_to_its_counts_and_a_rerun_changes_nothing(
+        source, tmp_path):
+    """The lab's automatic backups run while the inject service writes a point per station every second: the values
+    counted before the snapshot were fewer than the snapshot held, so the restored target never matched the backup's
+    counts and a re-run of the restore did not recognise it. Counted to a bound a little in the past, both sides agree."""
+    import threading
+    import time
+
+    server = source["server"]
+    bucket = f"live-{uuid.uuid4().hex[:6]}"
+    assert run_module("influxdb_bucket", server.module_args(name=bucket, retention="0"))["changed"]
+    _write(server, bucket, _lines(48))  # two past days, then live points on top
+    stop = threading.Event()
+
+    def writer():  # a point of the current second every 20 ms (a new series each: none overwrites another)
+        n = 0
+        while not stop.is_set():
+            _write(server, bucket, [f"weather,station=live-{n} temperature={n % 30}.5 {int(time.time())}"])
+            n += 1
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        time.sleep(3)  # live points before the backup's bound too
+        path = tmp_path / "live"
+        taken = run_module("influxdb_backup", server.module_args(path=str(path), count_buckets=[bucket]))
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(10)
+    try:
+        assert taken["changed"] and not taken.get("failed"), taken
+        with start_influxd(tmp_path / "influxdb-live-target", onboard=False) as target:
+            args = target.module_args(token=server.token, path=str(path))
+            restored = run_module("influxdb_restore", args)
+            assert restored["changed"] and not restored.get("failed"), restored
+            assert restored["counts_after"] == restored["counts_before"] == taken["counts"], restored
+            assert restored["counts_before"][bucket] > STATIONS * 48 * FIELDS, "no live point before the bound"
+            again = run_module("influxdb_restore", args)
+            assert not again.get("failed") and again["changed"] is False, again
+            assert again["target_state"] == "restored", again
+    finally:
+        run_module("influxdb_bucket", server.module_args(name=bucket, state="absent"))
