@@ -15,27 +15,21 @@ acknowledged, or raises. The journal/checkpoint logic (pipeline_publish) is the 
 from __future__ import annotations
 
 import logging
-import traceback
-
-try:
-    from kafka import KafkaProducer
-
-    HAS_KAFKA_PYTHON = True
-except ImportError:  # reported by the module's library check
-    HAS_KAFKA_PYTHON = False
 
 try:
     from confluent_kafka import KafkaError, KafkaException, Producer
 
     HAS_CONFLUENT_KAFKA = True
-    CONFLUENT_KAFKA_IMPORT_ERROR = None
-except ImportError:
+except ImportError:  # reported by pipeline_publish.validate when kafka_client asks for it
     HAS_CONFLUENT_KAFKA = False
-    CONFLUENT_KAFKA_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import client_config
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import HAS_KAFKA, client_config
 
-CLIENTS = ("confluent-kafka", "kafka-python")
+if HAS_KAFKA:  # a missing kafka-python is reported by check_kafka_library
+    from kafka import KafkaProducer
+
+CLIENTS = ("confluent-kafka", "kafka-python")  # the first is the default (make bench: bench/results/kafka-clients)
+DEFAULT_CLIENT = CLIENTS[0]
 CLIENT_ID = "isobar-influx-to-kafka"
 LINGER_MS = 20
 MAX_IN_FLIGHT = 5
@@ -97,8 +91,6 @@ def describe_confluent_errors(errors, params):
 class KafkaPythonSender:
     """kafka-python's KafkaProducer: send() returns a future per message, flush() waits for all of them."""
 
-    name = "kafka-python"
-
     def __init__(self, params):
         config = client_config(params)
         config.update(client_id=CLIENT_ID, acks="all", enable_idempotence=True,
@@ -128,8 +120,6 @@ class KafkaPythonSender:
 class ConfluentSender:
     """confluent-kafka's Producer: produce() queues a message for librdkafka's threads, which send it while the
     caller goes on (no Python work, no GIL, per message in flight); flush() serves the delivery reports."""
-
-    name = "confluent-kafka"
 
     def __init__(self, params):
         self.params = params

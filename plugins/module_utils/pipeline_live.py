@@ -32,7 +32,7 @@ import time
 
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, parse_duration
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import describe_exception
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS, DEFAULT_CLIENT
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import PipelineError, ns_to_rfc3339
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_publish import Run, execute, summary, validate
@@ -54,7 +54,7 @@ PRODUCER_SETTINGS = dict(_CONNECTION, **{
     # InfluxDB stores each field of a point as its own series: a poll racing a write can see half a point.
     # Points younger than stop_lag are left for the next poll, so it must exceed the writers' delay.
     "stop_lag": (str, "250ms"),
-    "batch_size": (int, 5000), "compression": (str, "none"), "kafka_client": (str, "confluent-kafka"),
+    "batch_size": (int, 5000), "compression": (str, "none"), "kafka_client": (str, DEFAULT_CLIENT),
     "bootstrap_servers": (list, None), "sasl_username": (str, None), "sasl_password": (str, None),
     "sasl_mechanism": (str, "SCRAM-SHA-512"), "ssl_cafile": (str, None), "ssl_check_hostname": (bool, True),
     "api_version": (str, "4.0"), "connect_timeout": (int, 20), "request_timeout": (int, 30),
@@ -276,8 +276,9 @@ def _produce(params, module, store, source, start_ns, lag_ns, status, stop):
     try:
         while not stop.is_set():
             began = time.monotonic()
-            if file_identity(*ca_files) != trusted:
-                trusted = file_identity(*ca_files)
+            current = file_identity(*ca_files)
+            if current != trusted:
+                trusted = current
                 LOG.info("the CA file changed: reconnecting to Kafka and InfluxDB with it")
                 run.close()
             run.restart_clock()

@@ -14,7 +14,7 @@ import time
 
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError, parse_duration
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import HAS_KAFKA, client_config, close_quietly, connect
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS, HAS_CONFLUENT_KAFKA, SendError, open_sender
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import HAS_CONFLUENT_KAFKA, SendError, open_sender
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import (
     FIRST_WINDOW_NS, NAME_RE, PipelineError, batch_query, check_state, count_from_tables, count_query, message_for,
     new_state, next_batch, next_window, ns_to_rfc3339, parse_annotated_csv, partition_for, points_from_tables,
@@ -191,9 +191,8 @@ def validate(module):
         problems.append(f"batch_size must be between 1 and 100000, got {p['batch_size']}")
     if p["max_messages"] < 0:
         problems.append("max_messages must be 0 (no limit) or positive")
-    if p["kafka_client"] not in CLIENTS:
-        problems.append(f"kafka_client must be one of {', '.join(CLIENTS)}, got {p['kafka_client']!r}")
-    elif p["kafka_client"] == "confluent-kafka" and not HAS_CONFLUENT_KAFKA:
+    # its value is checked by the module's choices and the service's check_producer_settings
+    if p["kafka_client"] == "confluent-kafka" and not HAS_CONFLUENT_KAFKA:
         problems.append("kafka_client confluent-kafka needs the confluent-kafka library in this Python "
                         "(the client_venv role installs it)")
     if not p["token"]:

@@ -205,6 +205,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import influxdb_argument_spec
 from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
     KAFKA_CONNECTION_ARGS, check_kafka_library, describe_exception)
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_senders import CLIENTS, DEFAULT_CLIENT
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_checkpoint import CheckpointBusy, CheckpointStore
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import PipelineError
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_publish import (
@@ -225,7 +226,7 @@ def main():
         batch_size=dict(type="int", default=5000),
         max_messages=dict(type="int", default=0),
         compression=dict(type="str", default="none", choices=["none", "gzip"]),
-        kafka_client=dict(type="str", default="confluent-kafka", choices=["confluent-kafka", "kafka-python"]),
+        kafka_client=dict(type="str", default=DEFAULT_CLIENT, choices=list(CLIENTS)),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_kafka_library(module)
