@@ -1,7 +1,7 @@
 # Copyright: Isobar contributors
 # Apache-2.0
 """The retention of InfluxDB backups for playbooks/backup.yml, the same code isobar-backup.service applies
-(module_utils influxdb_backup_common.plan_retention; Jinja only renders).
+(module_utils backup_retention.plan_retention; Jinja only renders).
 
     {{ names | isobar.pipeline.backup_retention(7) }}  ->  {"kept": [newest first], "removed": [oldest first]}
 
@@ -11,7 +11,7 @@ removed, other names left alone. ``incoming``: backups about to be added (check 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import plan_retention
+from ansible_collections.isobar.pipeline.plugins.module_utils.backup_retention import plan_retention
 
 
 def backup_retention(names, keep, incoming=0):

@@ -22,6 +22,12 @@ import json
 import os
 import re
 
+# Re-exported: the retention is planned where the filter plugin can import it without the InfluxDB client.
+from ansible_collections.isobar.pipeline.plugins.module_utils.backup_retention import (  # noqa: F401
+    BACKUP_NAME_RE,
+    PARTIAL_SUFFIX,
+    plan_retention,
+)
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBError
 
 MANIFEST_VERSION = 2
@@ -188,25 +194,3 @@ def iter_shards(manifest):
 
 def fail_format(module, path, exc):
     module.fail_json(msg=f"backup {path} cannot be restored: {exc}. {NOTHING_CHANGED}")
-
-
-BACKUP_NAME_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
-PARTIAL_SUFFIX = ".partial"
-
-
-def plan_retention(names, keep, incoming=0):
-    """Which backups of a directory to keep and which to remove, by their names (the retention of
-    playbooks/backup.yml and of isobar-backup.service).
-
-    Backups are named by their UTC time (20260102T030405Z), so the name order is the time order: the newest
-    ``keep`` are kept, older ones removed, and so is every <name>.partial (left by an interrupted run). Other names
-    are not ours and are left alone. ``incoming`` backups not in ``names`` yet count as the newest (a check-mode run
-    predicts the retention after the backup it would take). Returns (kept newest first, removed oldest first).
-    """
-    keep, incoming = int(keep), int(incoming)
-    if keep < 1:
-        raise ValueError(f"keep must be at least 1, got {keep}")
-    room = max(keep - incoming, 0)
-    complete = sorted((n for n in names if BACKUP_NAME_RE.match(n)), reverse=True)
-    partial = sorted(n for n in names if n.endswith(PARTIAL_SUFFIX) and BACKUP_NAME_RE.match(n[:-len(PARTIAL_SUFFIX)]))
-    return complete[:room], sorted(complete[room:]) + partial

@@ -1,4 +1,5 @@
-"""roles/pipeline/tasks/code.yml copies the collection's module_utils the live services import: every one of them.
+"""The live services run the collection's module_utils from a copy on their host (roles/pipeline/tasks/code.yml,
+roles/influxdb/tasks/backup_service.yml): every file they import must be in the copy.
 
 A module_utils file missing from the list only shows on the host, when isobar-producer.service fails to start."""
 from __future__ import annotations
@@ -37,3 +38,13 @@ def test_the_services_code_copy_holds_everything_they_import():
     needed = imported_module_utils("pipeline_live.py", set())
     assert "kafka_senders.py" in needed and "pipeline_publish.py" in needed  # the walk follows the imports
     assert needed <= copied, f"not copied to the producer host: {sorted(needed - copied)}"
+
+
+def test_the_backup_services_code_copy_holds_everything_it_imports():
+    """isobar-backup.service runs influxdb_backup_auto from a copy of its module_utils (roles/influxdb)."""
+    tasks = yaml.safe_load((ROOT / "roles" / "influxdb" / "tasks" / "backup_service.yml").read_text(encoding="utf-8"))
+    copy = next(t for t in tasks if t["name"].startswith("Backup service | Install the backup code"))
+    copied = set(copy["loop"])
+    needed = imported_module_utils("influxdb_backup_auto.py", set())
+    assert "backup_retention.py" in needed and "influxdb_client_common.py" in needed  # the walk follows the imports
+    assert needed <= copied, f"not copied to the InfluxDB host: {sorted(needed - copied)}"
