@@ -555,7 +555,7 @@ class Bench:
         self.details["produce"] = {"record_size": {"bytes": size, "mean_key": round(mean_key, 1),
                                                    "mean_value": round(mean_value, 1)}, "runs": runs}
         conditions = (f"{points:,} messages per run and side of {size} B (key {mean_key:.0f} + JSON value {mean_value:.0f}); "
-                      f"topics 4 partitions, RF 3, min ISR 2; median of {len(runs)} runs, order alternated; "
+                      f"topics 4 partitions, RF 3, min ISR 2; median of {len(runs)} runs, order rotated (reference, ours, other client); "
                       f"{load_range([x for r in runs for x in r['loadavg']])}")
         reference = ("reference = org.apache.kafka.tools.ProducerPerformance (the brokers' Kafka version, from the artifact "
                      "store) on the same pipeline host, as a bench principal on a bench topic with the weather topic's "
