@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import PARTIAL_SUFFIX, plan_retention, server_version
+from ansible_collections.isobar.pipeline.plugins.module_utils.backup_retention import PARTIAL_SUFFIX, plan_retention
+from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import server_version
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_take import BackupFailed, take_backup, utc_name
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import InfluxDBApi, InfluxDBError
 

@@ -20,14 +20,7 @@ import hashlib
 import io
 import json
 import os
-import re
 
-# Re-exported: the retention is planned where the filter plugin can import it without the InfluxDB client.
-from ansible_collections.isobar.pipeline.plugins.module_utils.backup_retention import (  # noqa: F401
-    BACKUP_NAME_RE,
-    PARTIAL_SUFFIX,
-    plan_retention,
-)
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBError
 
 MANIFEST_VERSION = 2

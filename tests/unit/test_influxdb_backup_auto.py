@@ -8,7 +8,7 @@ import stat
 
 import pytest
 from ansible_collections.isobar.pipeline.plugins.module_utils import influxdb_backup_auto as auto
-from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_backup_common import plan_retention
+from ansible_collections.isobar.pipeline.plugins.module_utils.backup_retention import plan_retention
 
 SETTINGS = {"url": "https://127.0.0.1:8086", "token": "op-t0ken", "org": "isobar", "backup_dir": "/var/backups/auto",
             "keep": 3, "count_buckets": ["weather"], "status_path": "/var/lib/isobar-backup/status.json"}
