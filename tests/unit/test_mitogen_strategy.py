@@ -53,3 +53,11 @@ def test_every_scenario_uses_it(scenario):
     config = (ROOT / "molecule" / scenario / "molecule.yml").read_text()
     assert "strategy_plugins: ${MOLECULE_PROJECT_DIRECTORY}/plugins/strategy" in config
     assert "strategy: ${ISOBAR_MOLECULE_STRATEGY:-mitogen_linear}" in config
+
+
+@pytest.mark.parametrize("args, strategy", [([], "mitogen_linear"), (["LAB_STRATEGY=linear"], "linear")])
+def test_make_lab_runs_site_yml_through_the_strategy_asked(args, strategy):
+    """make lab's site.yml run goes through Mitogen unless LAB_STRATEGY says otherwise (the dry run prints it)."""
+    out = subprocess.run(["make", "-n", "lab", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    [site] = [line for line in out.splitlines() if "ansible-playbook site.yml" in line]
+    assert f"ANSIBLE_STRATEGY_PLUGINS=plugins/strategy ANSIBLE_STRATEGY={strategy} " in site
