@@ -91,14 +91,15 @@ def test_committed_bench_results_have_their_picture(charts, tmp_path):
 
 
 def bars_match(found, expected):
-    """found (colours, top to bottom) is expected (colour, optional) with some optional ones left out."""
-    i = 0
-    for colour, optional in expected:
-        if i < len(found) and found[i] == colour:
-            i += 1
-        elif not optional:
-            return False
-    return i == len(found)
+    """found (colours, top to bottom) is expected (colour, optional) with some optional ones left out.
+
+    Not greedy: an optional bar left out may be followed by a bar of its colour (0.946 hidden, then 0.774 drawn)."""
+    if not expected:
+        return not found
+    (colour, optional), rest = expected[0], expected[1:]
+    if found and found[0] == colour and bars_match(found[1:], rest):
+        return True
+    return optional and bars_match(found, rest)
 
 
 def test_bars_match():
@@ -106,6 +107,9 @@ def test_bars_match():
     assert bars_match(["worse"], [("worse", False), ("better", True)])
     assert not bars_match(["better"], [("worse", False), ("better", True)])
     assert not bars_match(["worse", "worse"], [("worse", False), ("better", True)])
+    # an optional bar of the next one's colour, left out: the drawn one is the next
+    assert bars_match(["worse", "worse"], [("worse", True), ("worse", False), ("worse", False)])
+    assert not bars_match(["worse"], [("worse", True), ("worse", False), ("worse", False)])
 
 
 def drill_events():
