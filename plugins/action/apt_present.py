@@ -34,20 +34,17 @@ class ActionModule(ActionBase):
         except PackageListError as exc:
             raise AnsibleActionFail(f"apt_present: {exc}") from None
         result["packages"] = names
+        # Without an answer from dpkg-query (a name it cannot check exactly, or a failed query) apt decides for all.
+        absent = names
         if checkable(names):
             query = self._low_level_execute_command(" ".join(shlex.quote(word) for word in dpkg_query_command(names)))
             # rc 1: some name unknown to dpkg (its absence is in the output); anything else is not an answer.
             if query.get("rc") in (0, 1):
                 absent = missing(names, query.get("stdout", ""))
-                if not absent:
-                    result.update(changed=False, missing=[], apt=False,
-                                  msg=f"already installed: {', '.join(names)}")
-                    return result
-                result["missing"] = absent
-            else:
-                result["missing"] = names
-        else:
-            result["missing"] = names
+        result["missing"] = absent
+        if not absent:
+            result.update(changed=False, apt=False, msg=f"already installed: {', '.join(names)}")
+            return result
         apt_args = {"name": names, "state": "present"}
         apt_args.update({key: args[key] for key in APT_OPTIONS if args.get(key) is not None})
         apt = self._execute_module(module_name="ansible.legacy.apt", module_args=apt_args, task_vars=task_vars)
