@@ -147,7 +147,7 @@ rate:
   returned: always
   type: float
 duration:
-  description: Seconds spent writing.
+  description: Seconds spent writing (the simulation of each batch after the first overlaps the previous write).
   returned: always
   type: float
 window:
@@ -172,6 +172,7 @@ from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_co
 from ansible_collections.isobar.pipeline.plugins.module_utils.pipeline_producer import rfc3339_to_ns
 from ansible_collections.isobar.pipeline.plugins.module_utils.weather_simulation import (  # noqa: F401 (FIELDS: tests)
     FIELDS, _station_profile, line, simulate)
+from ansible_collections.isobar.pipeline.plugins.module_utils.write_ahead import PartialWrite, write_ahead
 
 
 def resolve_time(text, now, what):
@@ -282,6 +283,37 @@ def read_window(api, params, stamps, stations):
     return parse_window(resp.data if isinstance(resp.data, str) else resp.data.decode())
 
 
+class PendingLines:
+    """The line protocol of the window's points that are missing or differ from what is stored, simulated batch by
+    batch as they are asked for (the writes of the earlier batches run meanwhile); ``count`` is how many so far."""
+
+    def __init__(self, params, stamps, stations, spike, stored):
+        self.params, self.stamps, self.stations, self.spike, self.stored = params, stamps, stations, spike, stored
+        self.count = 0
+
+    def batches(self, size):
+        params, stored, batch = self.params, self.stored, []
+        for station in self.stations:
+            profile = _station_profile(params["seed"], station)
+            for ts in self.stamps:
+                values = simulate(params["seed"], station, ts, profile)
+                if (station, ts) in self.spike:
+                    values["temperature"] = round(params["heat_spike"]["temperature"], 2)
+                if stored.get((station, ts)) != values:
+                    batch.append(line(params["measurement"], station, ts, values))
+                    self.count += 1
+                    if len(batch) == size:
+                        yield batch
+                        batch = []
+        if batch:
+            yield batch
+
+    def simulate_all(self):
+        """Count what a run would write (check mode), making every line as a run would."""
+        for batch in self.batches(len(self.stamps) * len(self.stations) or 1):
+            del batch
+
+
 def main():
     argument_spec = influxdb_argument_spec(token_required=True)
     argument_spec.update(
@@ -324,44 +356,46 @@ def main():
                              status=exc.status)
         api.fail("cannot read the window back (the token needs read and write on the bucket)", exc)
 
-    pending = []
-    for station in stations:
-        profile = _station_profile(params["seed"], station)
-        for ts in stamps:
-            values = simulate(params["seed"], station, ts, profile)
-            if (station, ts) in spike:
-                values["temperature"] = round(params["heat_spike"]["temperature"], 2)
-            if stored.get((station, ts)) != values:
-                pending.append(line(params["measurement"], station, ts, values))
+    window = PendingLines(params, stamps, stations, spike, stored)
     expected = len(stamps) * len(stations)
-    result = dict(changed=bool(pending), points_expected=expected, points_present=expected - len(pending),
-                  points_written=len(pending), batches=0, rate=0.0, duration=0.0, spike_points=len(spike),
+    result = dict(changed=False, points_expected=expected, points_present=expected, points_written=0, batches=0,
+                  rate=0.0, duration=0.0, spike_points=len(spike),
                   window=dict(first=rfc3339(stamps[0]), last=rfc3339(stamps[-1]), interval_seconds=interval,
                               stations=stations))
-    if module._diff:
-        result["diff"] = dict(before={"points_matching": expected - len(pending)}, after={"points_matching": expected})
-    if not pending or module.check_mode:
-        module.exit_json(**result)
+    if module.check_mode:
+        window.simulate_all()
+        result.update(changed=window.count > 0, points_present=expected - window.count, points_written=window.count)
+    else:
+        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.rest import ApiException
 
-    from influxdb_client.client.write_api import SYNCHRONOUS
-    from influxdb_client.rest import ApiException
+        write_api = api.client.write_api(write_options=SYNCHRONOUS)
 
-    write_api = api.client.write_api(write_options=SYNCHRONOUS)
-    began = time.monotonic()
-    written = 0
-    for offset in range(0, len(pending), params["batch_size"]):
-        batch = pending[offset:offset + params["batch_size"]]
-        try:
+        first_write = []
+
+        def write(batch):
+            if not first_write:
+                first_write.append(time.monotonic())
             write_api.write(bucket=params["bucket"], org=params["org"], record=batch, write_precision="s")
-        except ApiException as exc:
-            error = InfluxDBError(exc.status or 0, getattr(exc, "message", None) or str(exc.body or exc.reason))
-            partial = f" ({written} of {len(pending)} points were written before)" if written else ""
+
+        try:
+            # The next batch is simulated while the server takes the previous one.
+            written, batches = write_ahead(window.batches(params["batch_size"]), write)
+        except PartialWrite as exc:
+            cause = exc.cause
+            if not isinstance(cause, ApiException):
+                raise cause
+            error = InfluxDBError(cause.status or 0, getattr(cause, "message", None) or str(cause.body or cause.reason))
+            partial = f" ({exc.written} points were written before)" if exc.written else ""
             module.fail_json(msg=f"writing to bucket {params['bucket']!r} failed{partial}: {error.message}"
-                                 + ("" if written else f". {NOTHING_CHANGED}"), status=exc.status, points_written=written)
-        written += len(batch)
-        result["batches"] += 1
-    elapsed = time.monotonic() - began
-    result.update(duration=round(elapsed, 3), rate=round(written / elapsed, 1) if elapsed > 0 else float(written))
+                                 + ("" if exc.written else f". {NOTHING_CHANGED}"), status=cause.status,
+                             points_written=exc.written)
+        elapsed = time.monotonic() - first_write[0] if first_write else 0.0
+        result.update(changed=written > 0, points_present=expected - written, points_written=written, batches=batches)
+        if written:
+            result.update(duration=round(elapsed, 3), rate=round(written / elapsed, 1) if elapsed > 0 else float(written))
+    if module._diff:
+        result["diff"] = dict(before={"points_matching": result["points_present"]}, after={"points_matching": expected})
     module.exit_json(**result)
 
 
