@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import math
+import random
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,35 @@ def test_simulation_is_a_pure_function_of_seed_station_and_time():
     assert a != [wi.simulate(43, "station-01", NOW + 60 * i) for i in range(100)]
     assert a != [wi.simulate(42, "station-02", NOW + 60 * i) for i in range(100)]
     assert set(a[0]) == {"temperature", "humidity", "pressure", "wind_speed"}
+
+
+def test_the_fast_noise_and_line_give_the_values_already_stored():
+    """simulate() draws its four noises at once and line() writes its fields directly (speed): the numbers and the text
+    must stay those of the definitions below, or every window written before would be written again, and the live
+    inject service would disagree with the module."""
+    from ansible_collections.isobar.pipeline.plugins.module_utils import weather_simulation as ws
+
+    def by_definition(seed, station, ts):
+        base = ws._station_profile(seed, station)
+        day = 2 * math.pi * ((ts % 86400) - 15 * 3600) / 86400
+        temperature = base["temperature"] + 7.0 * math.cos(day) + 1.2 * ws._noise(seed, station, ts, "temperature")
+        humidity = (base["humidity"] - 2.0 * (temperature - base["temperature"])
+                    + 4.0 * ws._noise(seed, station, ts, "humidity"))
+        pressure = (base["pressure"] + 4.0 * math.sin(2 * math.pi * ts / (3 * 86400))
+                    + 0.6 * ws._noise(seed, station, ts, "pressure"))
+        wind = base["wind_speed"] * (1 + 0.5 * ws._noise(seed, station, ts, "wind_speed"))
+        return {"temperature": round(temperature, 2), "humidity": round(min(100.0, max(5.0, humidity)), 1),
+                "pressure": round(pressure, 1), "wind_speed": round(max(0.0, wind), 2)}
+
+    rng = random.Random(7)
+    for _point in range(3000):
+        seed, station, ts = rng.randrange(1000), f"station-{rng.randrange(1, 500):03d}", rng.randrange(2 * 10**9)
+        values = ws.simulate(seed, station, ts)
+        assert values == by_definition(seed, station, ts), (seed, station, ts)
+        fields = ",".join(f"{name}={float(values[name])!r}" for name in ws.FIELDS)
+        assert ws.line("weather", station, ts, values) == f"weather,station={station} {fields} {ts}"
+    assert ws.line("w", "s", 1, {"temperature": 20, "humidity": 50.5, "pressure": 1e3, "wind_speed": 0.1}) == (
+        "w,station=s temperature=20.0,humidity=50.5,pressure=1000.0,wind_speed=0.1 1")
 
 
 def test_simulation_has_a_daily_cycle_and_sane_ranges():
