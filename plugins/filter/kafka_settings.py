@@ -34,28 +34,21 @@ def _int(value):
         return None
 
 
-def _layout(settings, hostvars):
-    hosts, group = list(settings["hosts"] or []), settings["group"]
-    variables = {host: (hostvars.get(host) or {}) for host in hosts}
+def _layout(settings, hosts, variables, brokers, controllers):
     node_ids = [variables[host].get("kafka_node_id") for host in hosts]
+    integers = all(node_id is not None and NODE_ID_PATTERN.match(str(node_id)) for node_id in node_ids)
     problems = []
-    if (settings["host"] not in hosts or any(node_id is None or not NODE_ID_PATTERN.match(str(node_id))
-                                             for node_id in node_ids)
-            or len({int(str(node_id)) for node_id in node_ids if node_id is not None
-                    and NODE_ID_PATTERN.match(str(node_id))}) != len(hosts)
+    if (settings["host"] not in hosts or not integers or len({int(str(node_id)) for node_id in node_ids}) != len(hosts)
             or any(variables[host].get("isobar_address") is None for host in hosts)):
-        problems.append(f"every host of group {group} needs a unique integer kafka_node_id and an isobar_address "
-                        f"(got node ids {node_ids} for {hosts})")
+        problems.append(f"every host of group {settings['group']} needs a unique integer kafka_node_id and an "
+                        f"isobar_address (got node ids {node_ids} for {hosts})")
     roles_problems = kafka_layout_problems(hosts, variables, settings["controller_minimum"],
                                            _int(settings["replication_factor"]) or 1)
     problems += [f"the node roles (kafka_process_roles) cannot run: {problem}" for problem in roles_problems]
-    if not roles_problems:
-        brokers = kafka_nodes_with(hosts, variables, "broker")
-        combined = [host for host in brokers if host in kafka_nodes_with(hosts, variables, "controller")]
-        if not combined:
-            problems.append("the node roles (kafka_process_roles) cannot run: no node is both broker and controller: "
-                            "the role authorizes broker-only nodes through a combined node, so dedicated controllers "
-                            "with broker-only nodes alone are not supported yet")
+    if not roles_problems and not [host for host in brokers if host in controllers]:
+        problems.append("the node roles (kafka_process_roles) cannot run: no node is both broker and controller: "
+                        "the role authorizes broker-only nodes through a combined node, so dedicated controllers "
+                        "with broker-only nodes alone are not supported yet")
     return problems
 
 
@@ -131,12 +124,15 @@ def kafka_settings_problems(settings, hostvars):
     if missing:
         raise ValueError(f"kafka_settings_problems: missing settings {missing}")
     hosts = list(settings["hosts"] or [])
+    variables = {host: (hostvars.get(host) or {}) for host in hosts}
     try:
-        brokers = len(kafka_nodes_with(hosts, {host: (hostvars.get(host) or {}) for host in hosts}, "broker"))
+        brokers = kafka_nodes_with(hosts, variables, "broker")
+        controllers = kafka_nodes_with(hosts, variables, "controller")
     except LayoutError:
-        brokers = 0  # reported by _layout
-    return (_layout(settings, hostvars) + _replication(settings, brokers) + _ports_heap_networks(settings)
-            + _release(settings) + _sasl(settings) + _cluster_id(settings) + _acls(settings))
+        brokers = controllers = []  # a wrong kafka_process_roles: reported by the layout check
+    return (_layout(settings, hosts, variables, brokers, controllers) + _replication(settings, len(brokers))
+            + _ports_heap_networks(settings) + _release(settings) + _sasl(settings) + _cluster_id(settings)
+            + _acls(settings))
 
 
 class FilterModule:
