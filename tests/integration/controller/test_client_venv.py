@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, artifact_store
+from fixtures.playbook_run import run_playbook
 from fixtures.prerequisites import missing
 
 pytestmark = pytest.mark.slow
 
-REQUIREMENTS = ["kafka-python==3.0.12", "influxdb-client==1.50.0"]  # the role's defaults
+REQUIREMENTS = ["kafka-python==3.0.12", "influxdb-client==1.50.0"]  # two of the role's defaults
 
 
 @pytest.fixture
@@ -111,3 +112,33 @@ def test_a_tampered_wheel_is_refused_and_nothing_is_installed(tmp_path, wheels):
     assert "is not the one the artifact store recorded" in " ".join(output.split()), output[-4000:]
     installed = _installed(tmp_path)
     assert not {"kafka-python", "influxdb-client", "urllib3"} & set(installed), installed
+
+
+def _plays_of(run):
+    """[{task name: result on localhost}] per play of a run."""
+    return [{task["name"]: task["hosts"].get("localhost", {}) for task in play["tasks"]} for play in run.plays]
+
+
+def test_within_one_run_the_role_ends_at_once_where_it_already_made_the_same_virtualenv(tmp_path, wheels):
+    # site.yml runs the role on every host first; the kafka, influxdb and pipeline plays apply it again. The whole role
+    # (main entry point) three times in one run: the second time it ends at its first task, the third asks for other
+    # pins and runs again.
+    role = {"role": "isobar.pipeline.client_venv", "client_venv_requirements": REQUIREMENTS}  # role parameters: not -e,
+    fewer = dict(role, client_venv_requirements=REQUIREMENTS[:1])  # which would win over the third play's
+    playbook = tmp_path / "twice.yml"
+    playbook.write_text(json.dumps([{"name": name, "hosts": "localhost", "gather_facts": False, "roles": [entry]}
+                                    for name, entry in (("first", role), ("again", role), ("other pins", fewer))]))
+    settings = {"client_venv_path": str(tmp_path / "venv"), "client_venv_wheels_src": str(wheels),
+                "client_venv_wheels_dir": str(tmp_path / "host-wheels"),
+                # installed here (python3-packaging may not be): the pip module runs on this Python
+                "client_venv_packages": ["python3-venv"],
+                "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    run = run_playbook("localhost,", playbook, settings).assert_ok()
+    first, again, other = _plays_of(run)
+    work = ("Install python3-venv", "Check the host's wheels against the store's SHA256SUMS (offline mode)",
+            "Find out whether the pinned libraries are installed (offline mode)")
+    for name in work:
+        assert any(task.endswith(name) and not result.get("skipped") for task, result in first.items()), (name, first)
+        assert not any(task.endswith(name) for task in again), (name, again)
+        assert any(task.endswith(name) and not result.get("skipped") for task, result in other.items()), (name, other)
+    assert _installed(tmp_path).get("kafka-python") == "3.0.12"
