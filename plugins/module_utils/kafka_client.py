@@ -111,6 +111,23 @@ def _exc_text(exc):
     return f"{name}: {text}" if name not in text else text
 
 
+def auth_failed_sentence(user, mechanism, servers, detail=""):
+    """The brokers refused the SCRAM login (both client libraries word it so)."""
+    return (f"authentication failed for SCRAM user {user!r} ({mechanism}) at {servers}: wrong user name or password"
+            + (f" ({detail})" if detail else ""))
+
+
+def tls_failed_sentence(servers, cafile, detail):
+    """The brokers' certificates did not verify against the CA file."""
+    return f"TLS verification of the brokers at {servers} against {cafile} failed: {detail}"
+
+
+def unreachable_sentence(servers, timeout, detail=""):
+    """No broker answered within the connect timeout."""
+    return (f"cannot reach the Kafka cluster at {servers} within {timeout} s "
+            "(down, wrong address/port, firewall, or not a SASL_SSL listener)" + (f": {detail}" if detail else ""))
+
+
 def describe_exception(exc, params, username=None):
     """A user-facing sentence for a connection/auth/TLS failure."""
     user = username if username is not None else params.get("sasl_username")
@@ -118,14 +135,12 @@ def describe_exception(exc, params, username=None):
     name = type(exc).__name__
     text = _exc_text(exc)
     if HAS_KAFKA and isinstance(exc, kafka_errors.SaslAuthenticationFailedError):
-        return (f"authentication failed for SCRAM user {user!r} ({params.get('sasl_mechanism')}) at {servers}: "
-                "wrong user name or password")
+        return auth_failed_sentence(user, params.get("sasl_mechanism"), servers)
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSLCertVerificationError" in name or "certificate verify failed" in text:
-        return f"TLS verification of the brokers at {servers} against {params.get('ssl_cafile')} failed: {text}"
+        return tls_failed_sentence(servers, params.get("ssl_cafile"), text)
     if HAS_KAFKA and isinstance(exc, (kafka_errors.KafkaTimeoutError, kafka_errors.NodeNotReadyError,
                                       kafka_errors.KafkaConnectionError)):
-        return (f"cannot reach the Kafka cluster at {servers} within {params.get('connect_timeout')} s "
-                f"(down, wrong address/port, firewall, or not a SASL_SSL listener): {text}")
+        return unreachable_sentence(servers, params.get("connect_timeout"), text)
     if HAS_KAFKA and isinstance(exc, kafka_errors.AuthorizationError):
         return f"SCRAM user {user!r} is not authorized for this operation: {text}"
     return text

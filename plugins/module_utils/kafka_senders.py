@@ -23,7 +23,8 @@ try:
 except ImportError:  # reported by pipeline_publish.validate when kafka_client asks for it
     HAS_CONFLUENT_KAFKA = False
 
-from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import HAS_KAFKA, client_config
+from ansible_collections.isobar.pipeline.plugins.module_utils.kafka_client import (
+    HAS_KAFKA, auth_failed_sentence, client_config, tls_failed_sentence, unreachable_sentence)
 
 if HAS_KAFKA:  # a missing kafka-python is reported by check_kafka_library
     from kafka import KafkaProducer
@@ -72,20 +73,17 @@ def confluent_config(params):
 
 
 def describe_confluent_errors(errors, params):
-    """One sentence from the client-wide errors librdkafka reported (error_cb), most telling first."""
-    user = params["sasl_username"]
+    """One sentence from the client-wide errors librdkafka reported (error_cb), most telling first; worded as
+    kafka_client.describe_exception words kafka-python's."""
     servers = ", ".join(params["bootstrap_servers"])
     texts = [error.str() for error in errors]
     codes = {error.code() for error in errors}
     if HAS_CONFLUENT_KAFKA and KafkaError._AUTHENTICATION in codes:
-        return (f"authentication failed for SCRAM user {user!r} ({params['sasl_mechanism']}) at {servers}: "
-                f"wrong user name or password ({texts[0]})")
+        return auth_failed_sentence(params["sasl_username"], params["sasl_mechanism"], servers, texts[0])
     ssl = [t for t in texts if "SSL" in t or "certificate" in t]
     if ssl:
-        return f"TLS verification of the brokers at {servers} against {params['ssl_cafile']} failed: {ssl[0]}"
-    detail = f": {texts[-1]}" if texts else ""
-    return (f"cannot reach the Kafka cluster at {servers} within {params['connect_timeout']} s "
-            f"(down, wrong address/port, firewall, or not a SASL_SSL listener){detail}")
+        return tls_failed_sentence(servers, params["ssl_cafile"], ssl[0])
+    return unreachable_sentence(servers, params["connect_timeout"], texts[-1] if texts else "")
 
 
 class KafkaPythonSender:

@@ -82,3 +82,28 @@ def test_an_unreadable_ca_file_is_named(tmp_path):
     params = dict(PARAMS, bootstrap_servers=[f"127.0.0.1:{closed_port()}"], ssl_cafile=str(tmp_path / "missing.crt"))
     with pytest.raises(senders.SendError, match="cannot start a producer with these settings: .*ssl.ca.location failed"):
         senders.open_sender(params)
+
+
+@pytest.mark.parametrize("failure", ["authentication", "tls", "unreachable"])
+def test_both_libraries_word_the_same_failure_with_the_same_sentence(failure):
+    # influx_to_kafka reports kafka-python's exceptions (kafka_client.describe_exception) and librdkafka's client-wide
+    # errors (describe_confluent_errors): the user reads the same sentence whichever library sent.
+    from ansible_collections.isobar.pipeline.plugins.module_utils import kafka_client
+    from kafka import errors
+
+    servers = ", ".join(PARAMS["bootstrap_servers"])
+    kafka_python, confluent, sentence = {
+        "authentication": (errors.SaslAuthenticationFailedError("bad proof"),
+                           confluent_kafka.KafkaError(confluent_kafka.KafkaError._AUTHENTICATION, "handshake failed"),
+                           kafka_client.auth_failed_sentence("producer", "SCRAM-SHA-512", servers)),
+        "tls": (OSError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+                confluent_kafka.KafkaError(confluent_kafka.KafkaError._SSL, "SSL handshake failed"),
+                kafka_client.tls_failed_sentence(servers, PARAMS["ssl_cafile"], "")),
+        "unreachable": (errors.KafkaConnectionError("no route"),
+                        confluent_kafka.KafkaError(confluent_kafka.KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"),
+                        kafka_client.unreachable_sentence(servers, PARAMS["connect_timeout"])),
+    }[failure]
+    ours = kafka_client.describe_exception(kafka_python, PARAMS)
+    theirs = senders.describe_confluent_errors([confluent], PARAMS)
+    assert ours.startswith(sentence.rstrip(" ")) and theirs.startswith(sentence.rstrip(" ")), (ours, theirs)
+    assert theirs != sentence  # librdkafka's own words follow the sentence
