@@ -2,6 +2,7 @@
 declarations (meta/main.yml platforms, and a vars/Debian-<N>.yml for each declared release where a role has them)."""
 from __future__ import annotations
 
+from itertools import dropwhile
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,7 @@ def test_every_role_with_tasks_checks_the_platform_first(role):
     """The first task the role runs (its preflight) is platform_check, so an unsupported host is refused unchanged. Only
     an end_role may come before it (client_venv's, which ends the role where this run already ran it whole)."""
     tasks = yaml.safe_load((role / "tasks" / "main.yml").read_text())
-    tasks = [t for t in tasks if t.get("ansible.builtin.meta") != "end_role"]
-    first = tasks[0]
+    first = next(dropwhile(lambda task: task.get("ansible.builtin.meta") == "end_role", tasks))
     while "ansible.builtin.import_tasks" in first:
         first = yaml.safe_load((role / "tasks" / first["ansible.builtin.import_tasks"]).read_text())[0]
     assert "isobar.pipeline.platform_check" in first, f"{role.name}: first task is {first.get('name')}"

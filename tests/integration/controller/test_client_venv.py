@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, artifact_store
-from fixtures.playbook_run import run_playbook
+from fixtures.playbook_run import results_by_host, run_playbook
 from fixtures.prerequisites import missing
 
 pytestmark = pytest.mark.slow
@@ -114,11 +114,6 @@ def test_a_tampered_wheel_is_refused_and_nothing_is_installed(tmp_path, wheels):
     assert not {"kafka-python", "influxdb-client", "urllib3"} & set(installed), installed
 
 
-def _plays_of(run):
-    """[{task name: result on localhost}] per play of a run."""
-    return [{task["name"]: task["hosts"].get("localhost", {}) for task in play["tasks"]} for play in run.plays]
-
-
 def test_within_one_run_the_role_ends_at_once_where_it_already_made_the_same_virtualenv(tmp_path, wheels):
     # site.yml runs the role on every host first; the kafka, influxdb and pipeline plays apply it again. The whole role
     # (main entry point) three times in one run: the second time it ends at its first task, the third asks for other
@@ -134,7 +129,7 @@ def test_within_one_run_the_role_ends_at_once_where_it_already_made_the_same_vir
                 "client_venv_packages": ["python3-venv"],
                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     run = run_playbook("localhost,", playbook, settings).assert_ok()
-    first, again, other = _plays_of(run)
+    first, again, other = (dict(results_by_host(run, play)["localhost"]) for play in range(3))
     work = ("Install python3-venv", "Check the host's wheels against the store's SHA256SUMS (offline mode)",
             "Find out whether the pinned libraries are installed (offline mode)")
     for name in work:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from fixtures.offline_hosts import results_by_host, run_offline
+from fixtures.offline_hosts import TESTED_PLAY, run_offline
+from fixtures.playbook_run import results_by_host
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAY = """
@@ -36,7 +37,7 @@ def run_preflight(tmp_path, **settings):
                                                                        "exporter", "consumer")}}
     variables.update(settings)
     run = run_offline(tmp_path, PLAY, variables, children={"kafka_brokers": {"hosts": hosts}})
-    return run, run.stats, results_by_host(run)
+    return run, run.stats, results_by_host(run, TESTED_PLAY)
 
 
 def test_settings_a_cluster_can_run_pass_on_to_the_hosts(tmp_path):

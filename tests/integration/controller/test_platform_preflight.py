@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.offline_hosts import results_by_host, run_offline
+from fixtures.offline_hosts import TESTED_PLAY, run_offline
+from fixtures.playbook_run import results_by_host
 
 # base runs first on every host (site.yml); kafka and kafdrop load release-specific values after the check. That every
 # other role checks first too is tests/unit/test_platform_support.py's (its first task); each run here costs ~15 s.
@@ -42,7 +43,7 @@ def test_debian_11_is_refused_and_stops_every_host_unchanged(tmp_path, role):
     # the supported host was checked, then stopped with the play: it was never connected to, nothing changed
     assert stats["new"]["failures"] == 0 and stats["new"]["unreachable"] == 0, stats
     assert stats["old"]["changed"] == 0 and stats["new"]["changed"] == 0, stats
-    results = results_by_host(run)
+    results = results_by_host(run, TESTED_PLAY)
     name, refused = results["old"][-1]
     assert "platform_check" in refused.get("action", name) or "release this role supports" in name
     assert refused["msg"] == (
