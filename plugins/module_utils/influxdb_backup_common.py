@@ -21,6 +21,7 @@ import io
 import json
 import os
 
+from ansible_collections.isobar.pipeline.plugins.module_utils.file_set import sha256_of as file_sha256  # noqa: F401 (re-exported)
 from ansible_collections.isobar.pipeline.plugins.module_utils.influxdb_client_common import NOTHING_CHANGED, InfluxDBError
 
 MANIFEST_VERSION = 2
@@ -38,14 +39,6 @@ CHUNK = 1 << 20
 def token_fingerprint(token):
     """sha256 of a token value: tells whether two tokens are the same without keeping either."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def server_version(api):

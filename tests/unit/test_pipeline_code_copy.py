@@ -34,7 +34,7 @@ def imported_module_utils(name: str, seen: set[str]) -> set[str]:
 def test_the_services_code_copy_holds_everything_they_import():
     tasks = yaml.safe_load((ROOT / "roles" / "pipeline" / "tasks" / "code.yml").read_text(encoding="utf-8"))
     copy = next(t for t in tasks if t["name"] == "Code | Install the shared code")
-    copied = set(copy["loop"])
+    copied = set(copy["isobar.pipeline.file_set"]["files"])
     needed = imported_module_utils("pipeline_live.py", set())
     assert "kafka_senders.py" in needed and "pipeline_publish.py" in needed  # the walk follows the imports
     assert needed <= copied, f"not copied to the producer host: {sorted(needed - copied)}"
@@ -44,7 +44,7 @@ def test_the_backup_services_code_copy_holds_everything_it_imports():
     """isobar-backup.service runs influxdb_backup_auto from a copy of its module_utils (roles/influxdb)."""
     tasks = yaml.safe_load((ROOT / "roles" / "influxdb" / "tasks" / "backup_service.yml").read_text(encoding="utf-8"))
     copy = next(t for t in tasks if t["name"].startswith("Backup service | Install the backup code"))
-    copied = set(copy["loop"])
+    copied = set(copy["isobar.pipeline.file_set"]["files"])
     needed = imported_module_utils("influxdb_backup_auto.py", set())
     assert "backup_retention.py" in needed and "influxdb_client_common.py" in needed  # the walk follows the imports
     assert needed <= copied, f"not copied to the InfluxDB host: {sorted(needed - copied)}"

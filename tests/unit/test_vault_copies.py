@@ -11,6 +11,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK_DIRS = ["bench", "lab", "molecule", "playbooks", "roles"]
+# isobar.pipeline.copy_file is ansible.builtin.copy with a check first: it decrypts the same way
+COPY_ACTIONS = ("ansible.builtin.copy", "copy", "isobar.pipeline.copy_file")
 
 
 def tasks_of(node):
@@ -19,7 +21,7 @@ def tasks_of(node):
         for item in node:
             yield from tasks_of(item)
     elif isinstance(node, dict):
-        if any(k in node for k in ("ansible.builtin.copy", "copy")):
+        if any(k in node for k in COPY_ACTIONS):
             yield node
         for key in ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always"):
             if key in node:
@@ -36,7 +38,7 @@ def vault_copies():
             except yaml.YAMLError:
                 continue
             for task in tasks_of(data):
-                args = task.get("ansible.builtin.copy") or task.get("copy") or {}
+                args = next((task[k] for k in COPY_ACTIONS if k in task), None) or {}
                 if isinstance(args, dict) and "vault" in str(args.get("src", "")):
                     yield pytest.param(path, task, id=f"{path.relative_to(ROOT)}: {task.get('name')}")
 
@@ -50,5 +52,5 @@ def test_the_vault_copies_are_found():
 
 @pytest.mark.parametrize(("path", "task"), COPIES)
 def test_a_vault_file_is_copied_encrypted(path, task):
-    args = task.get("ansible.builtin.copy") or task.get("copy")
+    args = next(task[k] for k in COPY_ACTIONS if k in task)
     assert args.get("decrypt") is False, f"{path.relative_to(ROOT)}: '{task.get('name')}' copies a vault in clear: add decrypt: false"

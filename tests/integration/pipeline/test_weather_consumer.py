@@ -27,7 +27,7 @@ def installed_like_the_role(tmp_path_factory):
     """The program and the shared code the role's consumer entry point copies next to it (roles/pipeline/tasks/
     consumer.yml), in a directory of their own: it runs as on the hosts, with nothing of the repository around."""
     tasks = yaml.safe_load((ROOT / "roles" / "pipeline" / "tasks" / "consumer.yml").read_text())
-    shared = next(t["loop"] for t in tasks if "module_utils" in str(t.get("ansible.builtin.copy", {}).get("src", "")))
+    shared = next(t["loop"] for t in tasks if "module_utils" in str(t.get("isobar.pipeline.copy_file", {}).get("src", "")))
     lib = tmp_path_factory.mktemp("consumer-lib")
     shutil.copy(TOOL, lib / TOOL.name)
     for name in shared:

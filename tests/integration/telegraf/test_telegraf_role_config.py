@@ -120,8 +120,8 @@ def environment_file(path):
 def validate_command(binary, config):
     """The validate command of the role's 'Write telegraf.conf' task, with this binary and file."""
     tasks = yaml.safe_load((ROLE / "tasks" / "config.yml").read_text())
-    template = next(t["ansible.builtin.template"]["validate"] for t in tasks
-                    if t.get("ansible.builtin.template", {}).get("src") == "telegraf.conf.j2")
+    template = next(t["isobar.pipeline.template_file"]["validate"] for t in tasks
+                    if t.get("isobar.pipeline.template_file", {}).get("src") == "telegraf.conf.j2")
     program, _, arguments = template.partition("/usr/bin/telegraf ")
     assert program.startswith("{{") and program.endswith("}}"), template
     return [str(binary)] + [str(config) if w == "%s" else w for w in shlex.split(arguments)]
