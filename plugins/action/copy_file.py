@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action.copy import ActionModule as BuiltinCopy
+from ansible_collections.isobar.pipeline.plugins.module_utils.file_set import sha256_of
 from ansible_collections.isobar.pipeline.plugins.plugin_utils.file_check import (
     compare, content_bytes, parse_state, sha256_hex, state_command, why_not_checkable)
 
@@ -57,11 +59,8 @@ class ActionModule(BuiltinCopy):
             return None  # the builtin says why
         if not os.path.isfile(source):
             return None
-        decrypt = args.get("decrypt", True)
-        real = self._loader.get_real_file(source, decrypt=bool(decrypt) if not isinstance(decrypt, str)
-                                          else decrypt.lower() in ("1", "true", "yes", "on"))
+        real = self._loader.get_real_file(source, decrypt=boolean(args.get("decrypt", True), strict=False))
         try:
-            with open(real, "rb") as handle:
-                return sha256_hex(handle.read())
+            return sha256_of(real)
         finally:
             self._loader.cleanup_tmp_file(real)

@@ -61,7 +61,7 @@ class ActionModule(ActionBase):
             with os.fdopen(local_fd, "wb") as handle:
                 pack(sources, names, handle)
             if self._connection._shell.tmpdir is None:
-                self._connection._shell.tmpdir = self._make_tmp_path()
+                self._make_tmp_path()  # sets the shell's tmpdir
             remote_path = self._connection._shell.join_path(self._connection._shell.tmpdir, "file_set.tar")
             self._transfer_file(local_path, remote_path)
             self._fixup_perms2((self._connection._shell.tmpdir, remote_path))
