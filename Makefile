@@ -27,8 +27,8 @@ LAB_ARGS ?=
 # Strategy of make lab's site.yml run: Mitogen (plugins/strategy/mitogen_linear.py, what make test's Molecule scenarios
 # use; the changed=0 re-run about 90 s instead of about 225 s, bench/results); LAB_STRATEGY=linear for Ansible's own.
 LAB_STRATEGY ?= mitogen_linear
-# Every scenario but the opt-in upgrade one (make test-upgrade).
-MOLECULE_SCENARIOS ?= --all --exclude upgrade --exclude ca_renewal
+# Every scenario but the opt-in CA renewal (make test-ca-renewal); upgrade runs last, on what the others left.
+MOLECULE_SCENARIOS ?= --all --exclude ca_renewal
 # Extra arguments of the benchmark, e.g. BENCH_ARGS='--runs 5 --keep-lab' (bench/bench.py --help)
 BENCH_ARGS ?=
 
@@ -60,6 +60,10 @@ test-tools: venv ## Install the checkers the integration tests call on this mach
 .PHONY: artifacts
 artifacts: venv ## Fill the artifact store (Kafka, InfluxDB 2, Telegraf, wheels) under $ISOBAR_CACHE
 	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE)
+
+.PHONY: artifacts-upgrade
+artifacts-upgrade: venv ## Also build the releases the upgrade scenario moves to and from (tools/artifacts/upgrade-targets.yml)
+	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE) --upgrade-targets
 
 .PHONY: vault-check
 vault-check: venv ## Check the vault password opens the inventory's vault
@@ -113,7 +117,7 @@ test-integration: venv artifacts ## Module tests against real Kafka and InfluxDB
 	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile --junitxml=.reports/pytest/integration.xml
 
 .PHONY: test-molecule
-test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, failover, rotation, scale)
+test-molecule: venv artifacts artifacts-upgrade ## Molecule scenarios on the Docker lab (default, failover, rotation, scale, upgrade)
 	@# With shared_state Molecule creates the test lab once but never destroys first: a test lab (and Molecule
 	@# state) left by an interrupted run would be reused as is. Start from bare hosts every time.
 	molecule destroy
@@ -124,20 +128,17 @@ test-molecule: venv artifacts ## Molecule scenarios on the Docker lab (default, 
 	  || { $(BIN)/python tools/test_failures.py .reports; exit 1; }
 
 .PHONY: test-upgrade
-test-upgrade: venv ## Opt-in: upgrades of InfluxDB, Telegraf and Kafka under load on a fresh test lab (about 15 min)
-	$(BIN)/python tools/artifacts/fill-store --source $(ISOBAR_ARTIFACT_SOURCE) --upgrade-targets
+test-upgrade: venv artifacts artifacts-upgrade ## The upgrade scenario alone on a fresh test lab (make test runs it last; about 15 min)
 	molecule destroy -s default
 	rm -f .reports/molecule-upgrade.xml
-	@# The lab is created and converged by the default scenario (shared state), then upgraded and verified.
-	@# InfluxDB starts one release behind (upgrade-targets.yml influxdb_from) so that the side effect upgrades it.
-	rc=0; { molecule create -s default \
-	  && molecule converge -s default -- -e influxdb_version=$$($(BIN)/python -c \
-	       'import yaml; print(yaml.safe_load(open("tools/artifacts/upgrade-targets.yml"))["influxdb_from"])') \
+	@# The lab is created and converged by the default scenario (shared state), then upgraded and verified. The test
+	@# lab's inventory asks for InfluxDB one release behind (upgrade-targets.yml influxdb_from): the side effect upgrades it.
+	rc=0; { molecule create -s default && molecule converge -s default \
 	  && molecule side-effect -s upgrade && molecule verify -s upgrade; } || rc=$$?; \
 	  molecule destroy -s default; exit $$rc
 
 .PHONY: test-ca-renewal
-test-ca-renewal: venv artifacts ## Opt-in: the secret rotation plus a live CA renewal under traffic on a fresh test lab (about 30 min)
+test-ca-renewal: venv artifacts artifacts-upgrade ## Opt-in: the secret rotation plus a live CA renewal under traffic on a fresh test lab (about 30 min)
 	molecule destroy -s default
 	rm -f .reports/molecule-ca_renewal.xml
 	@# The lab is created and converged by the default scenario (shared state), then rotated, renewed and verified.
@@ -155,7 +156,7 @@ comma := ,
 .PHONY: test
 test: ## Everything CI runs: lint, unit, integration, Molecule (timings: .reports/test-timings.json)
 	@$(PYTHON) tools/test_timings.py reset
-	@$(TIMED) setup -- $(MAKE) --no-print-directory venv artifacts test-tools
+	@$(TIMED) setup -- $(MAKE) --no-print-directory venv artifacts artifacts-upgrade test-tools
 	@# lint (about one core for 90 s) runs beside unit and integration, which leave part of the second core idle while
 	@# their servers answer; its output is printed when they are done. A failure of either fails make test.
 	@mkdir -p .reports; $(TIMED) lint -- $(MAKE) --no-print-directory lint > .reports/lint.log 2>&1 & lint=$$!; \

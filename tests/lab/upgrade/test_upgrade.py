@@ -1,5 +1,5 @@
-"""Verify of the opt-in scenario upgrade (molecule/shared/upgrade.yml, make test-upgrade), under load: InfluxDB
-backed up then upgraded from the release before the pinned one, a Telegraf release that cannot load the configuration
+"""Verify of the scenario upgrade (molecule/shared/upgrade.yml; make test's last, make test-upgrade alone), under load:
+InfluxDB backed up then upgraded from the release before the pinned one, a Telegraf release that cannot load the configuration
 refused, Telegraf and Kafka upgraded to the releases of tools/artifacts/upgrade-targets.yml, Kafka finalized, an InfluxDB
 and a Kafka downgrade refused. Results in $MOLECULE_EPHEMERAL_DIRECTORY/upgrade (or $ISOBAR_UPGRADE_DIR); skipped with
 the reason when neither is set or the side effect did not run there."""
@@ -142,12 +142,12 @@ BACKUP_REPORT = re.compile(r"Took backup (\d{8}T\d{6}Z): (\d+) files, (\d+) byte
 
 
 def test_influxdb_was_backed_up_with_the_old_release_before_it_was_upgraded(op_dir, marks, lab_host):
-    """The lab ran the release before the pinned one (make test-upgrade converges it so): the role took a full backup
+    """The lab ran the release before the pinned one (the test lab's inventory asks for it): the role took a full backup
     with it, fetched to the controller, and only then moved the link; a second run changed nothing."""
     log = step_log(op_dir, "influxdb_upgrade")
     text = " ".join(log.split())
     assert f"Upgrading influxd {INFLUXDB_FROM} -> {INFLUXDB_TO}: taking a full backup" in text, \
-        "the lab did not run the older InfluxDB release: converge it with -e influxdb_version=" + INFLUXDB_FROM
+        "the lab did not run the older InfluxDB release: the test lab's inventory asks for influxdb_version " + INFLUXDB_FROM
     found = BACKUP_REPORT.search(text)
     assert found, text[-3000:]
     name, files, size, counts, directory = found.groups()

@@ -1,7 +1,7 @@
 """playbooks/patch.yml's broker half on a lab (issue 12.5): the brokers' packages are upgraded one broker at a time,
 each between two health checks of the cluster (the rolling restart's: registered, quorum, ISR, SCRAM logins), and a
 run on an unhealthy cluster stops before any broker is touched. Runs after the upgrade verify (file order: the
-refusal stops and starts a broker) in make test-upgrade; against any converged lab by hand:
+refusal stops and starts a broker) in make test and make test-upgrade; against any converged lab by hand:
 
     pytest tests/lab/upgrade/test_upgrade_then_patch.py --ansible-inventory <inventory>   (ANSIBLE_BECOME=true)
 """
