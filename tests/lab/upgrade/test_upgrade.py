@@ -20,8 +20,9 @@ from fixtures.operations import marks as read_marks
 testinfra_hosts = ["ansible://kafka_brokers"]
 
 STEPS = ["influxdb_upgrade", "influxdb_upgrade_again", "telegraf_refused", "telegraf_upgrade", "telegraf_upgrade_again",
-         "influxdb_refuse_downgrade", "upgrade", "upgrade_again", "finalize", "refuse_downgrade"]
-REFUSED = {"telegraf_refused", "influxdb_refuse_downgrade", "refuse_downgrade"}
+         "influxdb_refuse_downgrade", "finalize_refused", "upgrade", "upgrade_again", "finalize", "finalize_again",
+         "refuse_downgrade"]
+REFUSED = {"telegraf_refused", "influxdb_refuse_downgrade", "finalize_refused", "refuse_downgrade"}
 ROOT = Path(__file__).resolve().parents[3]
 TARGETS = yaml.safe_load((ROOT / "tools" / "artifacts" / "upgrade-targets.yml").read_text())
 
@@ -58,6 +59,22 @@ def test_the_brokers_restarted_one_at_a_time_and_a_second_run_changes_nothing(op
     restarted = re.findall(r"Rolling restart \| Restart (kafka\d)\]", step_log(op_dir, "upgrade"))
     assert sorted(set(restarted)) == ["kafka1", "kafka2", "kafka3"], restarted
     assert changed_nothing(op_dir, "upgrade_again")
+
+
+def test_finalizing_before_every_broker_runs_the_release_is_refused_with_nothing_changed(op_dir):
+    text = " ".join(step_log(op_dir, "finalize_refused").split())
+    pinned_kafka = pinned("kafka", "kafka_version")
+    for broker in ("kafka1", "kafka2", "kafka3"):
+        assert f"{broker} runs kafka_2.13-{pinned_kafka}, not kafka_2.13-{TARGET}" in text, text[-2000:]
+    assert "Nothing was changed" in text and "Finalize | Raise metadata.version" not in text
+    assert changed_nothing(op_dir, "finalize_refused")
+
+
+def test_finalize_raises_metadata_version_once(op_dir):
+    log = step_log(op_dir, "finalize")
+    assert "TASK [isobar.pipeline.kafka : Finalize | Raise metadata.version to the level of Kafka" in log
+    assert not changed_nothing(op_dir, "finalize")
+    assert changed_nothing(op_dir, "finalize_again")
 
 
 def test_the_downgrade_past_the_finalized_level_is_refused_with_nothing_changed(op_dir):
